@@ -1,0 +1,126 @@
+import math
+
+import torch
+from torchvision.ops import box_iou
+
+from yolovis.config import PostprocessConfig
+from yolovis.data.letterbox import LetterboxInfo
+from yolovis.model.anchors import decode_boxes, encode_boxes
+from yolovis.model.detector import ModelOutput
+from yolovis.model.postprocess import Postprocess, paste_masks
+
+K = 3
+STRIDES = (4, 8, 16, 32)
+H = W = 128
+
+
+def blank_output(batch: int = 1) -> ModelOutput:
+    preds = []
+    for s in STRIDES:
+        p = torch.zeros(batch, 2, H // s, W // s, 5 + K)
+        p[..., 4] = -20.0  # objectness ~ 0 everywhere
+        preds.append(p)
+    anchors = torch.tensor(
+        [[[8.0, 8.0], [16.0, 8.0]], [[16, 16], [32, 16]], [[32, 32], [64, 32]], [[64, 64], [128, 64]]]
+    )
+    embeddings = [torch.zeros(batch, 4, H // s, W // s) for s in STRIDES]
+    return ModelOutput(preds, embeddings, anchors, STRIDES)
+
+
+def place(out: ModelOutput, level: int, anchor: int, row: int, col: int, box: torch.Tensor, label: int, b: int = 0):
+    """Write the raw outputs that decode to `box` with objectness 0.9 and a confident class."""
+    stride = STRIDES[level]
+    deltas = encode_boxes(box[None], out.anchors[level, anchor][None], torch.tensor([[col, row]]), stride)[0]
+    cell = out.predictions[level][b, anchor, row, col]
+    cell[:4] = deltas
+    cell[4] = math.log(0.9 / 0.1)
+    cell[5:] = -10.0
+    cell[5 + label] = 10.0
+
+
+def full_masks(embeddings, rois):
+    # A mask head whose every logit says "object": the pasted mask must then fill the box.
+    return torch.full((sum(len(r) for r in rois), 28, 28), 10.0)
+
+
+def test_known_boxes_come_back_in_frame_pixels():
+    out = blank_output()
+    box_a = torch.tensor([20.0, 30.0, 50.0, 70.0])
+    box_b = torch.tensor([70.0, 64.0, 120.0, 100.0])
+    place(out, level=0, anchor=1, row=12, col=8, box=box_a, label=2)
+    place(out, level=2, anchor=0, row=5, col=6, box=box_b, label=0)
+    # The 128x128 input is a 256x192 (W x H) frame letterboxed: scale 0.5, 16 px of padding top and bottom.
+    lb = LetterboxInfo(orig_h=192, orig_w=256, input_h=128, input_w=128, scale=0.5, pad_x=0.0, pad_y=16.0)
+    (det,) = Postprocess(PostprocessConfig(score_threshold=0.5))(out, full_masks, [lb])
+    assert len(det) == 2
+    order = det.labels.argsort(descending=True)
+    expected = torch.stack([box_a, box_b]) - torch.tensor([0.0, 16, 0, 16])
+    torch.testing.assert_close(det.boxes[order], expected * 2, atol=1e-3, rtol=0)
+    assert det.labels[order].tolist() == [2, 0]
+    expected_score = 0.9 * torch.softmax(torch.tensor([10.0, -10, -10]), 0)[0]
+    torch.testing.assert_close(det.scores, expected_score.repeat(2), atol=1e-5, rtol=0)
+    assert det.masks.shape == (2, 192, 256) and det.masks.dtype == torch.bool
+    for mask, box in zip(det.masks[order], expected * 2, strict=True):
+        x0, y0, x1, y1 = box.round().int().tolist()
+        assert mask.sum().item() == (x1 - x0) * (y1 - y0)
+        assert mask[y0:y1, x0:x1].all()
+
+
+def test_empty_input_gives_empty_detections():
+    out = blank_output(batch=2)
+    lb = LetterboxInfo.fit(100, 140, 128, 128)
+    dets = Postprocess(PostprocessConfig())(out, full_masks, [lb, lb])
+    assert [len(d) for d in dets] == [0, 0]
+    assert dets[0].masks.shape == (0, 100, 140)
+    assert dets[0].boxes.shape == (0, 4) and dets[0].labels.dtype == torch.int64
+
+
+def test_nms_per_level_then_across_levels():
+    out = blank_output()
+    box = torch.tensor([40.0, 40.0, 80.0, 80.0])
+    place(out, level=1, anchor=0, row=7, col=7, box=box, label=1)
+    place(out, level=1, anchor=1, row=7, col=7, box=box + 1, label=1)  # a duplicate on the same level
+    place(out, level=2, anchor=0, row=3, col=3, box=box - 1, label=1)  # and one on another level
+    place(out, level=3, anchor=0, row=0, col=0, box=torch.tensor([0.0, 0, 20, 20]), label=0)
+    lb = LetterboxInfo.fit(128, 128, 128, 128)
+    pp = Postprocess(PostprocessConfig(score_threshold=0.5))
+    boxes, scores, labels = pp.select_boxes(out)[0]
+    assert len(boxes) == 2
+    assert box_iou(boxes, boxes).fill_diagonal_(0).max() < 0.3
+    (det,) = pp(out, full_masks, [lb])
+    assert len(det) == 2
+
+
+def test_class_aware_nms_keeps_overlapping_boxes_of_other_classes():
+    out = blank_output()
+    box = torch.tensor([40.0, 40.0, 80.0, 80.0])
+    place(out, level=1, anchor=0, row=7, col=7, box=box, label=1)
+    place(out, level=1, anchor=1, row=7, col=7, box=box, label=2)
+    agnostic = Postprocess(PostprocessConfig(score_threshold=0.5)).select_boxes(out)[0][0]
+    aware = Postprocess(PostprocessConfig(score_threshold=0.5, class_aware_nms=True)).select_boxes(out)[0][0]
+    assert (len(agnostic), len(aware)) == (1, 2)
+
+
+def test_decode_inverts_encode():
+    anchors = torch.tensor([[10.0, 20.0], [30.0, 15.0]])
+    deltas = torch.randn(1, 2, 3, 4, 4, generator=torch.Generator().manual_seed(0)) * 0.5
+    boxes = decode_boxes(deltas, anchors, stride=8)
+    idx = torch.tensor([(a, r, c) for a in range(2) for r in range(3) for c in range(4)])
+    flat = boxes[0, idx[:, 0], idx[:, 1], idx[:, 2]]
+    back = encode_boxes(flat, anchors[idx[:, 0]], idx[:, [2, 1]], stride=8)
+    torch.testing.assert_close(back, deltas[0, idx[:, 0], idx[:, 1], idx[:, 2]], atol=1e-4, rtol=1e-4)
+
+
+def test_decode_clamps_huge_size_deltas():
+    deltas = torch.zeros(1, 1, 1, 1, 4)
+    deltas[..., 2:] = 1000.0
+    assert torch.isfinite(decode_boxes(deltas, torch.tensor([[10.0, 10.0]]), 8)).all()
+
+
+def test_paste_masks_matches_box_region_and_threshold():
+    probs = torch.zeros(1, 28, 28)
+    probs[0, :, :14] = 1.0  # left half of the box
+    masks = paste_masks(probs, torch.tensor([[10.0, 20.0, 50.0, 40.0]]), 60, 80)
+    assert masks.shape == (1, 60, 80)
+    assert masks[0, 20:40, 10:30].all()
+    assert masks.sum().item() == 20 * 20

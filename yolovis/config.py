@@ -1,0 +1,181 @@
+"""Configuration: dataclasses with defaults in code, YAML files and `key=value` strings to override them.
+
+Every section is a dataclass; `Config` nests them. The resolved config is saved (as a plain dict) in every
+checkpoint and output folder, so a run can always be reproduced from what it wrote.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from yolovis.errors import UserError
+from yolovis.fileio import atomic_write_text
+
+T = TypeVar("T")
+
+# Default anchors, in pixels of a 416 x 416 input: YOLOv4's COCO anchors extended to 4 levels x 6 anchors
+# by log-spacing between 4 and 416 px. `yolovis anchors` fits dataset-specific ones (IoU k-means).
+DEFAULT_ANCHORS: tuple[tuple[tuple[float, float], ...], ...] = (
+    ((6, 8), (10, 6), (9, 14), (16, 11), (14, 24), (24, 17)),  # stride 4
+    ((21, 36), (36, 26), (32, 56), (56, 40), (48, 88), (88, 60)),  # stride 8
+    ((72, 128), (128, 88), (110, 190), (190, 130), (150, 270), (270, 180)),  # stride 16
+    ((230, 330), (330, 230), (300, 400), (400, 300), (360, 360), (410, 410)),  # stride 32
+)
+
+
+@dataclass
+class ModelConfig:
+    scale: str = "tiny"  # full | small | tiny
+    num_classes: int = 40
+    anchors: list[list[list[float]]] = field(default_factory=lambda: [list(map(list, a)) for a in DEFAULT_ANCHORS])
+    anchor_img_size: int = 416  # the input size the anchors were fitted for; they scale with the input
+    embed_dim: int | None = None  # embedding channels E; None: the scale's default (S/2 = 208 for full)
+    mask_channels: int | None = None  # mask-head conv width; None: the scale's default
+    mask_fc: bool = False  # PANet's fully-connected mask branch (the original had it: 19.7 M parameters)
+
+
+@dataclass
+class PostprocessConfig:
+    score_threshold: float = 0.05
+    nms_iou: float = 0.3  # the original's
+    max_per_level: int = 200
+    max_per_image: int = 50
+    class_aware_nms: bool = False  # the original suppressed across classes
+    mask_threshold: float = 0.5
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    img_size: list[int] = field(default_factory=lambda: [416, 416])  # network input (H, W), multiples of 32
+
+
+class ConfigError(UserError):
+    pass
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert YAML/CLI values to the annotated type, with an error that names the key."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: {value!r} is not a {tp}")
+    if origin is list:
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | str)
+            or (isinstance(value, str) and not value.strip().lstrip("-").isdigit())
+        ):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
+    """Build dataclass `cls` from a (partial) dict; unknown keys are errors, missing keys take defaults."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def merge(cfg: T, data: dict, where: str = "config") -> T:
+    """A copy of dataclass `cfg` with the keys of `data` (nested dicts for nested sections) replaced."""
+    current = to_dict(cfg)
+
+    def deep(base: dict, new: dict) -> dict:
+        out = dict(base)
+        for k, v in new.items():
+            out[k] = deep(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+        return out
+
+    return from_dict(type(cfg), deep(current, data), where)
+
+
+def parse_override(text: str) -> dict:
+    """'train.lr=0.01' -> {'train': {'lr': 0.01}}; the value is parsed as YAML (lists, numbers, booleans)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    out: dict = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def load_config(cls: type[T], yaml_path: str | os.PathLike | None = None, overrides: list[str] = ()) -> T:
+    """Defaults in code, then the YAML file, then `key=value` overrides, in that order."""
+    cfg = cls()
+    if yaml_path is not None:
+        path = Path(yaml_path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: malformed YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        cfg = merge(cfg, data, str(path))
+    for text in overrides:
+        cfg = merge(cfg, parse_override(text), f"--set {text}")
+    return cfg
+
+
+def save_config(cfg: Any, path: str | os.PathLike) -> None:
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
