@@ -57,9 +57,7 @@ def letterbox_image(image: np.ndarray, input_h: int, input_w: int) -> tuple[np.n
     new_h, new_w = info.resized_hw
     tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
     if (new_h, new_w) != (info.orig_h, info.orig_w):
-        tensor = F.interpolate(
-            tensor, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True
-        )
+        tensor = F.interpolate(tensor, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
     out = np.full((input_h, input_w, 3), PAD_VALUE, dtype=np.uint8)
     top, left = int(info.pad_y), int(info.pad_x)
     resized = tensor[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
