@@ -52,6 +52,146 @@ def _info(args: argparse.Namespace) -> None:
         print(f"{name:>6}: {n / 1e6:8.2f} M parameters, levels at strides {model.strides}")
 
 
+# -------------------------------------------------------------------------------------------------- synth
+def _frame_size(text: str) -> tuple[int, int]:
+    """'320x240' (W x H) -> (320, 240); any positive size (frames, not network inputs)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size WxH") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: width and height must be positive")
+    return w, h
+
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="write a synthetic dataset in the YouTube-VIS layout")
+    p.add_argument("out", help="output folder: OUT/JPEGImages/<video>/<frame>.jpg and OUT/instances.json")
+    p.add_argument("--videos", type=int, default=10)
+    p.add_argument("--frames", type=int, default=20, help="frames per video")
+    p.add_argument("--classes", type=int, default=3, help="number of object classes (1 to 8)")
+    p.add_argument("--size", type=_frame_size, default=(320, 240), help="frame size WxH (default 320x240)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_synth)
+
+
+def _synth(args: argparse.Namespace) -> None:
+    from yolovis.data.synth import SynthConfig, generate
+
+    w, h = args.size
+    cfg = SynthConfig(videos=args.videos, frames=args.frames, classes=args.classes, width=w, height=h, seed=args.seed)
+    data = generate(args.out, cfg)
+    n_frames = sum(v["length"] for v in data["videos"])
+    print(f"wrote {len(data['videos'])} videos, {n_frames} frames, {len(data['annotations'])} tracks to {args.out}")
+
+
+# ------------------------------------------------------------------------------------------------ anchors
+def _add_anchors(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("anchors", help="fit anchors to a dataset's boxes (IoU k-means), write them as a config")
+    p.add_argument("ann", help="YouTube-VIS annotation file (.json or .json.gz)")
+    p.add_argument("--per-level", type=int, default=6, help="anchors per level (4 levels)")
+    p.add_argument("--img-size", type=int, default=416, help="square network input S the anchors are for")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="anchors.yaml", help="YAML for `--config` (model.anchors, anchor_img_size)")
+    p.set_defaults(handler=_anchors)
+
+
+def _anchors(args: argparse.Namespace) -> None:
+    from yolovis.data.anchors_kmeans import fit_anchors, write_anchor_config
+    from yolovis.data.annotations import load_vis_annotations
+
+    if args.img_size <= 0 or args.img_size % 32:
+        raise UserError(f"--img-size {args.img_size}: must be a positive multiple of 32")
+    fit = fit_anchors(load_vis_annotations(args.ann), args.per_level, args.img_size, seed=args.seed)
+    for level, anchors in enumerate(fit.per_level()):
+        print(f"level {level} (stride {4 << level:>2}): " + "  ".join(f"{w:g}x{h:g}" for w, h in anchors))
+    print(f"mean best IoU {fit.mean_best_iou:.3f} over {fit.num_boxes} boxes (input {args.img_size})")
+    write_anchor_config(fit, args.img_size, args.out)
+    print(f"wrote {args.out}")
+
+
+# -------------------------------------------------------------------------------------------------- train
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train YoloV4+1 on a YouTube-VIS (or COCO) annotation file")
+    p.add_argument("ann", metavar="ANN.json", help="training annotations (YouTube-VIS 2019/2021/2022 or COCO)")
+    p.add_argument("--images", default=None, help="image root (default: JPEGImages/ next to ANN.json)")
+    p.add_argument("--val", default=None, metavar="ANN.json", help="held-out videos, scored every epoch")
+    p.add_argument("--val-images", default=None, help="image root of --val (default: next to it)")
+    p.add_argument("--model", default=None, help="scale: full, small or tiny (default: the config's, tiny)")
+    p.add_argument("--img-size", type=_size, default=None, help="network input, S or WxH (multiple of 32)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder: last.pt, best.pt, metrics.csv, ...")
+    p.add_argument("--config", default=None, metavar="FILE", help="YAML file overriding the defaults")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key")
+    p.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                   help="fit the schedule to this budget and stop cleanly when it is spent")  # fmt: skip
+    p.add_argument("--resume", default=None, metavar="RUN/last.pt", help="continue a run exactly where it stopped")
+    p.add_argument("--darknet", default=None, metavar="PATH", help="backbone (+SPP) from darknet weights (full)")
+    p.add_argument("--init", default=None, metavar="CKPT", help="initialise from another checkpoint's weights")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+    p.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from yolovis.config import Config, load_config, merge
+    from yolovis.engine.train import train
+
+    overrides = list(args.set)
+    cfg = load_config(Config, args.config, overrides)
+    flags: dict = {}
+    if args.model is not None:
+        flags.setdefault("model", {})["scale"] = args.model
+    if args.img_size is not None:
+        flags["img_size"] = list(args.img_size)
+    for key, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                       ("time_limit_minutes", args.time_limit)):  # fmt: skip
+        if value is not None:
+            flags.setdefault("train", {})[key] = value
+    cfg = merge(cfg, flags, "command line")
+    if args.resume is not None:
+        from yolovis.engine.inference import read_checkpoint
+
+        # A resumed run continues with the config it was started with (only the time limit may change).
+        saved = read_checkpoint(args.resume)["config"]
+        cfg = merge(Config(), saved, f"{args.resume}: config")
+        if args.time_limit is not None:
+            cfg.train.time_limit_minutes = args.time_limit
+    train(cfg, args.ann, args.out, images_dir=args.images, val_ann=args.val, val_images=args.val_images,
+          resume=args.resume, darknet=args.darknet, init_from=args.init, device=args.device)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------- evaluate
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="official YouTube-VIS video AP/AR, per-class AP, tracking metrics, plots")
+    p.add_argument("ann", metavar="ANN.json", help="YouTube-VIS annotation file (.json or .json.gz)")
+    p.add_argument("results", metavar="RESULTS.json", help="YouTube-VIS results list (.json or .json.gz)")
+    p.add_argument("--out", default=None, metavar="metrics.json", help="write all figures here (else print a table)")
+    p.add_argument("--plots", default=None, metavar="DIR", help="write PR curves, AP per class, confusion PNGs")
+    p.add_argument("--track-score", type=float, default=0.0, metavar="S",
+                   help="tracking metrics use result tracks of score >= S (default 0: all, as TrackEval)")  # fmt: skip
+    p.add_argument("--no-tracking", action="store_true", help="skip HOTA/IDF1/IDSW/Frag")
+    p.set_defaults(handler=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from yolovis.eval import ResultsError, evaluate_files, format_table
+
+    try:
+        metrics = evaluate_files(args.ann, args.results, out=args.out, plots=args.plots,
+                                 tracking=not args.no_tracking, track_score_threshold=args.track_score)  # fmt: skip
+    except ResultsError as e:
+        for problem in e.problems:  # every one, then the one-line summary from main()
+            print(f"{args.results}: {problem}", file=sys.stderr)
+        raise
+    if args.out is None:
+        print(format_table(metrics))
+    else:
+        print(f"AP {metrics['AP']:.4f}  AP50 {metrics['AP50']:.4f}  AR10 {metrics['AR10']:.4f}: wrote {args.out}")
+    if args.plots is not None:
+        print(f"plots in {args.plots}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="yolovis",
@@ -60,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"yolovis {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_info(sub)
+    _add_synth(sub)
+    _add_anchors(sub)
+    _add_train(sub)
+    _add_evaluate(sub)
     return parser
 
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from yolovis.data.augment import AugmentConfig
 from yolovis.errors import UserError
 from yolovis.fileio import atomic_write_text
 
@@ -53,9 +54,46 @@ class PostprocessConfig:
 
 
 @dataclass
+class CriterionConfig:
+    class_supervision: str = "positives"  # "centroid" (the report's) or "positives"; see docs/training.md
+    balancing: str = "per_level"  # "per_level" (the report's Eq. 1), "global" (the original code), "none"
+    force_best_match: bool = True  # each object's best anchor-cell is positive even below the IoU threshold
+    smooth_l1_beta: float = 1.0 / 9  # as Faster R-CNN's box regression
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 8
+    optimizer: str = "adamw"  # "adamw" or "sgd" (the original: SGD, lr 1e-3, momentum 0.9)
+    lr: float = 2e-3
+    momentum: float = 0.9  # SGD momentum, AdamW beta1
+    weight_decay: float = 5e-4  # on conv and linear weights only, never on norms and biases
+    warmup_fraction: float = 0.05  # of the whole run (steps, or the time budget)
+    min_lr_ratio: float = 0.05  # the cosine ends at lr x this
+    balance_lr_scale: float = 10.0  # the loss-balancing weights learn this much faster than the network
+    grad_clip: float = 10.0  # max global gradient norm; 0 = off
+    ema: bool = True
+    ema_decay: float = 0.999
+    ema_warmup_steps: int = 200  # the EMA decay ramps up over these steps (the first weights are poor)
+    amp: bool = True  # mixed precision, on CUDA only
+    channels_last: bool = True  # on CUDA only
+    workers: int = 1
+    seed: int = 0
+    time_limit_minutes: float = 0.0  # 0 = no limit; else the schedule fits the budget and the run stops in time
+    freeze_backbone_epochs: int = 0  # the original froze the (pretrained) backbone for its first epochs
+    checkpoint_every_steps: int = 50  # RUN/last.pt also mid-epoch, so that a killed run resumes where it was
+    mask_proposals_per_image: int = 8  # predicted boxes added to the ground-truth RoIs of the mask head
+    val_every_epochs: int = 1
+    criterion: CriterionConfig = field(default_factory=CriterionConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     img_size: list[int] = field(default_factory=lambda: [416, 416])  # network input (H, W), multiples of 32
 
 

@@ -34,7 +34,7 @@ class ConvBNAct(nn.Sequential):
         super().__init__(
             nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False),
             # Darknet's epsilon (cudnn path); matters only for channels with near-zero variance.
-            nn.BatchNorm2d(c_out, eps=1e-5, momentum=0.03),
+            nn.BatchNorm2d(c_out, eps=1e-5),
             activation,
         )
         self.c_out = c_out

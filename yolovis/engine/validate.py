@@ -1,0 +1,52 @@
+"""Validation between epochs, on held-out videos: the validation loss, and the official video AP of tracked
+results (detector + greedy tracker + YouTube-VIS evaluation) when the evaluation modules are available."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch.utils.data import DataLoader
+
+from yolovis.config import Config
+from yolovis.data.sample import collate_frames
+from yolovis.data.ytvis import YTVISDataset
+from yolovis.loss.criterion import Criterion
+from yolovis.model.detector import YoloV4Plus1
+
+
+class Validator:
+    def __init__(
+        self, cfg: Config, val_ann: str | os.PathLike, val_images: str | os.PathLike | None, device: torch.device
+    ) -> None:
+        self.cfg = cfg
+        self.device = device
+        self.val_ann = val_ann
+        self.val_images = val_images
+        # No augmentation: the frames as the detector will see them.
+        self.dataset = YTVISDataset(val_ann, val_images, img_size=tuple(cfg.img_size), augment=None)
+
+    @torch.no_grad()
+    def loss(self, model: YoloV4Plus1, criterion: Criterion) -> dict[str, float]:
+        from yolovis.engine.train import TrainStep
+
+        step = TrainStep(model, criterion, self.cfg.train.mask_proposals_per_image).eval()
+        loader = DataLoader(self.dataset, batch_size=self.cfg.train.batch_size, collate_fn=collate_frames)
+        sums: dict[str, float] = {}
+        batches = 0
+        for images, targets in loader:
+            images = images.to(self.device).float().div_(255)
+            _, log = step(images, [t.to(self.device) for t in targets])
+            for k in ("loss", "box", "obj", "cls", "mask"):
+                sums[k] = sums.get(k, 0.0) + log[k]
+            batches += 1
+        return {f"val_{k}": v / max(batches, 1) for k, v in sums.items()}
+
+    def __call__(self, model: YoloV4Plus1, criterion: Criterion) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        try:
+            metrics = self.loss(model, criterion)
+        finally:
+            model.train(was_training)
+        return metrics

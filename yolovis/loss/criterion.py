@@ -1,0 +1,116 @@
+"""The YoloV4+1 criterion: box, objectness, class and mask losses joined by automatic loss balancing.
+
+Automatic loss balancing (Kendall, Gal and Cipolla 2018; the report's Eq. 1):
+    L = sum over levels i and losses j of 1/2 (exp(-w_ij) L_ij + w_ij),   w learnable, initialised to 0.
+`balancing="per_level"` (the report's, default) learns one w per (level, loss) for box/objectness/class and one
+for the mask loss, which pools all levels; `"global"` learns one w per loss (what the original code did);
+`"none"` sums the raw losses.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from yolovis.config import CriterionConfig
+from yolovis.loss.assign import LevelTargets, assign_targets
+from yolovis.loss.mask_targets import MaskRois
+from yolovis.model.detector import ModelOutput
+
+LEVEL_LOSSES = ("box", "obj", "cls")
+
+
+class Criterion(nn.Module):
+    def __init__(self, cfg: CriterionConfig, num_levels: int = 4) -> None:
+        super().__init__()
+        if cfg.balancing not in ("per_level", "global", "none"):
+            raise ValueError(f"balancing must be per_level, global or none, not {cfg.balancing!r}")
+        self.cfg = cfg
+        self.num_levels = num_levels
+        rows = num_levels if cfg.balancing == "per_level" else 1
+        self.level_weights = nn.Parameter(torch.zeros(rows, len(LEVEL_LOSSES)), requires_grad=cfg.balancing != "none")
+        self.mask_weight = nn.Parameter(torch.zeros(()), requires_grad=cfg.balancing != "none")
+
+    def assign(self, output: ModelOutput, gt_boxes: list[torch.Tensor], gt_labels: list[torch.Tensor]):
+        grid_sizes = [tuple(p.shape[2:4]) for p in output.predictions]
+        return [
+            assign_targets(
+                boxes,
+                labels,
+                output.anchors,
+                grid_sizes,
+                output.strides,
+                self.cfg.class_supervision,
+                force_best_match=self.cfg.force_best_match,
+            )  # fmt: skip
+            for boxes, labels in zip(gt_boxes, gt_labels, strict=True)
+        ]
+
+    def forward(
+        self,
+        output: ModelOutput,
+        gt_boxes: list[torch.Tensor],
+        gt_labels: list[torch.Tensor],
+        mask_rois: MaskRois | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Returns the balanced total loss and a log of every raw loss, weight and count."""
+        targets = self.assign(output, gt_boxes, gt_labels)
+        raw = torch.stack(
+            [self.level_losses(pred, [t[k] for t in targets]) for k, pred in enumerate(output.predictions)]
+        )
+        # raw: (L, 3) box, obj, cls
+        if output.mask_logits is not None and mask_rois is not None and bool(mask_rois.matched.any()):
+            logits = output.mask_logits[mask_rois.matched]
+            mask_loss = F.binary_cross_entropy_with_logits(logits, mask_rois.targets[mask_rois.matched])
+        else:
+            zero_source = output.mask_logits if output.mask_logits is not None else output.predictions[0]
+            mask_loss = zero_source.sum() * 0.0
+
+        if self.cfg.balancing == "none":
+            total = raw.sum() + mask_loss  # mask included here; the balanced variants add it below
+        elif self.cfg.balancing == "per_level":
+            w = self.level_weights
+            total = 0.5 * (torch.exp(-w) * raw + w).sum()
+        else:  # global: the levels' losses are summed, then one weight per loss
+            w = self.level_weights[0]
+            total = 0.5 * (torch.exp(-w) * raw.sum(0) + w).sum()
+        if self.cfg.balancing != "none":
+            total = total + 0.5 * (torch.exp(-self.mask_weight) * mask_loss + self.mask_weight)
+
+        log = {"loss": float(total.detach())}
+        for k in range(raw.shape[0]):
+            for j, name in enumerate(LEVEL_LOSSES):
+                log[f"{name}_{output.strides[k]}"] = float(raw[k, j].detach())
+        for j, name in enumerate(LEVEL_LOSSES):
+            log[name] = float(raw[:, j].sum().detach())
+        log["mask"] = float(mask_loss.detach())
+        if self.cfg.balancing != "none":
+            for i in range(self.level_weights.shape[0]):
+                suffix = f"_{output.strides[i]}" if self.cfg.balancing == "per_level" else ""
+                for j, name in enumerate(LEVEL_LOSSES):
+                    log[f"w_{name}{suffix}"] = float(self.level_weights[i, j].detach())
+            log["w_mask"] = float(self.mask_weight.detach())
+        log["positives"] = float(sum(int(t[k].positive.sum()) for t in targets for k in range(len(t))))
+        return total, log
+
+    def level_losses(self, pred: torch.Tensor, targets: list[LevelTargets]) -> torch.Tensor:
+        """pred (B, nA, H, W, 5+K) of one level -> (3,) box, objectness, class losses normalised by positives."""
+        pred = pred.float()
+        positive = torch.stack([t.positive for t in targets])  # (B, nA, H, W)
+        negative = torch.stack([t.negative for t in targets])
+        class_cells = torch.stack([t.class_cells for t in targets])
+        num_pos = max(int(positive.sum()), 1)
+
+        deltas = torch.cat([t.box_deltas for t in targets])
+        box = F.smooth_l1_loss(pred[positive][:, :4], deltas, beta=self.cfg.smooth_l1_beta, reduction="sum") / num_pos
+
+        obj_logits = pred[..., 4]
+        obj_target = positive.float()
+        counted = positive | negative
+        obj = F.binary_cross_entropy_with_logits(obj_logits[counted], obj_target[counted], reduction="sum") / num_pos
+
+        labels = torch.cat([t.class_labels for t in targets])
+        num_cls = max(int(class_cells.sum()), 1)
+        cls = F.cross_entropy(pred[class_cells][:, 5:], labels, reduction="sum") / num_cls
+        return torch.stack((box, obj, cls))
