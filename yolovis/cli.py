@@ -7,6 +7,7 @@ library. Heavy imports (torch) happen inside the handlers so that `yolovis --hel
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from yolovis import __version__
@@ -192,6 +193,64 @@ def _evaluate(args: argparse.Namespace) -> None:
         print(f"plots in {args.plots}")
 
 
+# --------------------------------------------------------------------------------------- track, predict
+def _add_inference_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--score-threshold", type=float, default=None, help="default: the checkpoint's (0.05)")
+    p.add_argument("--img-size", type=_size, default=None, help="network input, S or WxH (default: the training size)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1")
+    p.add_argument("--half", action="store_true", help="float16 on CUDA")
+    p.add_argument("--batch", type=int, default=4, help="frames per network call")
+
+
+def _inference_options(args: argparse.Namespace, stride: int = 1, video: bool = True):
+    from yolovis.engine.predict import TrackOptions
+
+    if args.batch < 1:
+        raise UserError(f"--batch must be >= 1, got {args.batch}")
+    return TrackOptions(stride=stride, score_threshold=args.score_threshold, img_size=args.img_size,
+                        device=args.device, half=args.half, batch_size=args.batch, video=video)  # fmt: skip
+
+
+def _add_track(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("track", help="segment and track the objects of a video file, a frame folder or a glob")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("source", metavar="SOURCE", help="video file (mp4, avi, mkv, webm), folder of frames, or glob")
+    p.add_argument("--out", required=True, metavar="DIR", help="results.json, tracks.txt, overlay.mp4")
+    p.add_argument("--stride", type=int, default=1, help="process every n-th frame (the others stay null)")
+    p.add_argument("--no-video", action="store_true", help="skip DIR/overlay.mp4")
+    _add_inference_options(p)
+    p.set_defaults(handler=_track)
+
+
+def _track(args: argparse.Namespace) -> None:
+    from yolovis.engine.predict import track_source
+
+    summary = track_source(
+        args.checkpoint, args.source, args.out, _inference_options(args, args.stride, not args.no_video)
+    )
+    note = " (the video was truncated: results cover the decoded frames)" if summary["truncated"] else ""
+    print(f"{summary['frames']} frames, {summary['tracks']} tracks -> {args.out}{note}")
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="results for every video of a YouTube-VIS annotation file (submission)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("ann", metavar="ANN.json", help="the videos to run on (labels are not needed)")
+    p.add_argument("--images", default=None, help="image root (default: JPEGImages/ next to ANN.json)")
+    p.add_argument("--out", required=True, metavar="results.json")
+    p.add_argument("--zip", action="store_true", help="also write the server's archive (results.json at its root)")
+    _add_inference_options(p)
+    p.set_defaults(handler=_predict)
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from yolovis.engine.predict import predict_file
+
+    results = predict_file(args.checkpoint, args.ann, args.out, args.images, args.zip, _inference_options(args))
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"{len(results)} tracks -> {args.out}" + (" and its .zip" if args.zip else ""))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="yolovis",
@@ -203,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(sub)
     _add_anchors(sub)
     _add_train(sub)
+    _add_track(sub)
+    _add_predict(sub)
     _add_evaluate(sub)
     return parser
 

@@ -316,7 +316,7 @@ def train(
         metrics = {"epoch": state.epoch + 1, "step": state.global_step, **means}
         last_epoch = state.epoch + 1 >= tc.epochs or ctx.time_is_up()
         if validator is not None and ((state.epoch + 1) % tc.val_every_epochs == 0 or last_epoch):
-            metrics.update(validator(ema.module if ema is not None else model, criterion))
+            metrics.update(validator(ema.module if ema is not None else model, criterion, categories))
         if epoch_done:
             state.epoch += 1
             state.step_in_epoch = 0

@@ -1,0 +1,168 @@
+"""Frame sources (a video file, a folder of frames, a glob) and writers (overlay video, MOT rows), streaming:
+nothing holds more than one frame."""
+
+from __future__ import annotations
+
+import glob as globlib
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from yolovis.errors import UserError
+from yolovis.model.detections import Detections
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@dataclass
+class FrameSource:
+    """Where frames come from. Iterating yields (index, (H, W, 3) uint8 RGB); `decoded` counts what was read."""
+
+    kind: str  # "video" or "images"
+    path: str
+    files: list[Path]
+    fps: float = 25.0
+    stride: int = 1
+    decoded: int = 0
+    truncated: bool = False
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        frames = self._video_frames() if self.kind == "video" else self._image_frames()
+        for index, frame in frames:
+            self.decoded = index + 1
+            if index % self.stride == 0:
+                yield index, frame
+
+    def _image_frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        size = None
+        for index, file in enumerate(self.files):
+            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            if image is None:
+                raise UserError(f"{file}: unreadable or corrupt image (frame {index} of {self.path})")
+            if size is not None and image.shape[:2] != size:
+                raise UserError(
+                    f"{file}: frame {index} is {image.shape[1]}x{image.shape[0]}, the frames before it are "
+                    f"{size[1]}x{size[0]}: a video's frames must share one size"
+                )
+            size = image.shape[:2]
+            yield index, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    def _video_frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        import av
+
+        try:
+            container = av.open(self.path)
+        except (av.error.FFmpegError, OSError) as e:
+            raise UserError(f"{self.path}: not a readable video ({e})") from None
+        index = 0
+        with container:
+            try:
+                for frame in container.decode(video=0):
+                    yield index, frame.to_ndarray(format="rgb24")
+                    index += 1
+            except av.error.FFmpegError as e:
+                # A truncated or damaged file: keep what was decoded, say so, and let the caller decide.
+                self.truncated = True
+                warnings.warn(f"{self.path}: decoding stopped after frame {index} ({e})", stacklevel=2)
+
+
+def open_source(source: str | os.PathLike, stride: int = 1) -> FrameSource:
+    """A video file, a folder of frames (sorted by name) or a glob pattern of frame files."""
+    if stride < 1:
+        raise UserError(f"--stride must be >= 1, got {stride}")
+    text = str(source)
+    path = Path(text)
+    if any(c in text for c in "*?["):
+        files = sorted(Path(p) for p in globlib.glob(text) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise UserError(f"{text}: the pattern matches no image files")
+        return FrameSource("images", text, files, stride=stride)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise UserError(f"{path}: the folder holds no frames ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return FrameSource("images", text, files, stride=stride)
+    if not path.exists():
+        raise UserError(f"{path}: no such video file, folder or pattern")
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UserError(f"{path}: not a video file ({', '.join(sorted(VIDEO_SUFFIXES))}), folder or glob")
+    import av
+
+    try:
+        with av.open(text) as container:
+            if not container.streams.video:
+                raise UserError(f"{path}: the file has no video stream")
+            rate = container.streams.video[0].average_rate
+            fps = float(rate) if rate else 25.0
+    except av.error.FFmpegError as e:
+        raise UserError(f"{path}: not a readable video ({e})") from None
+    return FrameSource("video", text, [], fps=fps, stride=stride)
+
+
+def palette(track_id: int) -> tuple[int, int, int]:
+    """A stable, distinct RGB colour per track id (golden-ratio hues)."""
+    hue = int((track_id * 0.618033988749895 % 1.0) * 179)
+    hsv = np.uint8([[[hue, 220, 255]]])
+    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+
+
+def draw_overlay(frame: np.ndarray, det: Detections, track_ids: list[int], names: list[str]) -> np.ndarray:
+    """Masks (half-transparent), boxes, class names and track ids over an RGB frame."""
+    out = frame.copy()
+    for k in range(len(det)):
+        if track_ids[k] < 0:
+            continue
+        colour = np.array(palette(track_ids[k]), dtype=np.float32)
+        mask = det.masks[k].numpy()
+        out[mask] = (0.5 * out[mask] + 0.5 * colour).astype(np.uint8)
+        x0, y0, x1, y1 = (int(round(v)) for v in det.boxes[k].tolist())
+        c = tuple(int(v) for v in colour)
+        cv2.rectangle(out, (x0, y0), (x1, y1), c, 2)
+        label = f"{track_ids[k]} {names[int(det.labels[k])]} {float(det.scores[k]):.2f}"
+        cv2.putText(out, label, (x0, max(y0 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, c, 1, cv2.LINE_AA)
+    return out
+
+
+class VideoWriter:
+    """H.264 (or MPEG-4 where libx264 is missing) via PyAV, into a temporary file renamed by `close()`."""
+
+    def __init__(self, path: str | os.PathLike, fps: float) -> None:
+        import av
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp.mp4")
+        self.container = av.open(str(self.tmp), mode="w")
+        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        self.stream = self.container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        self.stream.pix_fmt = "yuv420p"
+        self.opened = False
+
+    def write(self, frame: np.ndarray) -> None:
+        import av
+
+        h, w = frame.shape[:2]
+        if not self.opened:  # yuv420p needs even sizes: pad by one pixel where needed
+            self.stream.width, self.stream.height = w + w % 2, h + h % 2
+            self.opened = True
+        if w % 2 or h % 2:
+            frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)))
+        for packet in self.stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        self.container.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.container.close()
+        self.tmp.unlink(missing_ok=True)
