@@ -18,8 +18,10 @@ from yolovis.eval import check_results
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("track")
     generate(root / "data", SynthConfig(videos=2, frames=5, classes=2, width=96, height=64, seed=1))
+    # An untrained model: let its (random) detections through, so that the files have something in them.
     cfg = load_config(Config, None, ["model.num_classes=2", "img_size=[64, 96]", "postprocess.score_threshold=0.0",
-                                     "postprocess.max_per_image=5"])  # fmt: skip
+                                     "postprocess.max_per_image=5", "track.detection_threshold=0.0",
+                                     "track.min_length=1"])  # fmt: skip
     torch.manual_seed(0)
     ckpt = root / "model.pt"
     save_inference_checkpoint(ckpt, config=cfg, categories=[{"id": 1, "name": "a"}, {"id": 2, "name": "b"}])

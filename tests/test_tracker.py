@@ -23,7 +23,7 @@ def dets(*objects: tuple[int, int, int, int, int], score: float = 0.9) -> Detect
 
 
 def run(frames: list[Detections], cfg: TrackerConfig | None = None) -> tuple[GreedyTracker, list[list[int]]]:
-    tracker = GreedyTracker(cfg)
+    tracker = GreedyTracker(cfg or TrackerConfig(min_length=1))
     return tracker, [tracker.update(t, d) for t, d in enumerate(frames)]
 
 
@@ -58,7 +58,7 @@ def test_two_objects_crossing_keep_their_identities():
 
 def test_object_leaving_and_coming_back_within_max_age():
     frames = [dets((10, 10, 20, 20, 1)), dets(), dets(), dets((11, 10, 21, 20, 1))]
-    tracker, ids = run(frames, TrackerConfig(max_age=5))
+    tracker, ids = run(frames, TrackerConfig(max_age=5, min_length=1))
     assert ids == [[1], [], [], [1]]
     assert per_frame_presence(tracker.results(7, 4)) == [[True, False, False, True]]
     _, ids = run(frames, TrackerConfig(max_age=2))
@@ -81,7 +81,7 @@ def test_new_object_in_the_middle_and_empty_frames_everywhere():
 
 def test_frame_clock_is_explicit_with_a_stride():
     # Only every other frame is processed (frame stride 2): the skipped frames are null, not shifted.
-    tracker = GreedyTracker()
+    tracker = GreedyTracker(TrackerConfig(min_length=1))
     for t in (0, 2, 4):
         tracker.update(t, dets((t, 0, t + 10, 10, 0)))
     (result,) = tracker.results(1, 6)
@@ -101,7 +101,7 @@ def test_lonely_best_friend_refuses_two_candidates_too_close_to_call():
 
 def test_class_change_is_penalised_and_the_vote_decides():
     frames = [dets((0, 0, 10, 10, 0)), dets((0, 0, 10, 10, 1)), dets((0, 0, 10, 10, 0))]
-    tracker, ids = run(frames, TrackerConfig(class_penalty=0.5))
+    tracker, ids = run(frames, TrackerConfig(class_penalty=0.5, min_length=1))
     assert ids == [[1], [1], [1]]  # IoU 1 - penalty 0.5: still within the gate
     assert tracker.results(1, 3)[0]["category_id"] == 0  # voted 2 to 1
     _, ids = run(frames, TrackerConfig(class_penalty=1.0))  # cost 1.0 > gate 0.99: classes must agree
@@ -112,7 +112,7 @@ def test_results_drop_short_and_weak_tracks():
     frames = [dets((0, 0, 10, 10, 0), (30, 20, 40, 30, 1)), dets((0, 0, 10, 10, 0))]
     tracker, _ = run(frames, TrackerConfig(min_length=2))
     assert len(tracker.results(1, 2)) == 1
-    tracker, _ = run(frames, TrackerConfig(min_score=0.95))
+    tracker, _ = run(frames, TrackerConfig(min_score=0.95, min_length=1))
     assert tracker.results(1, 2) == []
 
 
@@ -121,3 +121,11 @@ def test_order_of_detections_does_not_change_identities():
     _, ids_ab = run([dets(a, b), dets(a, b)])
     _, ids_ba = run([dets(a, b), dets(b, a)])
     assert ids_ab[1] == [1, 2] and ids_ba[1] == [2, 1]
+
+
+def test_low_scoring_detections_are_not_tracked():
+    tracker = GreedyTracker(TrackerConfig(detection_threshold=0.5, min_length=1))
+    low = dets((0, 0, 10, 10, 0), score=0.4)
+    both = Detections.cat([low, dets((30, 20, 40, 30, 1))])
+    assert tracker.update(0, both) == [-1, 1]
+    assert tracker.update(1, low) == [-1]

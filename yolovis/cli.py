@@ -179,8 +179,9 @@ def _evaluate(args: argparse.Namespace) -> None:
     from yolovis.eval import ResultsError, evaluate_files, format_table
 
     try:
-        metrics = evaluate_files(args.ann, args.results, out=args.out, plots=args.plots,
-                                 tracking=not args.no_tracking, track_score_threshold=args.track_score)  # fmt: skip
+        tracking = False if args.no_tracking else None  # None: where TrackEval is installed
+        metrics = evaluate_files(args.ann, args.results, out=args.out, plots=args.plots, tracking=tracking,
+                                 track_score_threshold=args.track_score)  # fmt: skip
     except ResultsError as e:
         for problem in e.problems:  # every one, then the one-line summary from main()
             print(f"{args.results}: {problem}", file=sys.stderr)
@@ -251,6 +252,23 @@ def _predict(args: argparse.Namespace) -> None:
         print(f"{len(results)} tracks -> {args.out}" + (" and its .zip" if args.zip else ""))
 
 
+# --------------------------------------------------------------------------------------------------- demo
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="synthetic data -> train -> track -> official metrics, in about 10 minutes")
+    p.add_argument("--out", default="demo_out", metavar="DIR", help="where everything goes (default: demo_out)")
+    p.add_argument("--minutes", type=float, default=8.0, help="training time; the whole demo takes about 1 more")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from yolovis.engine.demo import run_demo
+
+    if args.minutes <= 0:
+        raise UserError(f"--minutes must be positive, got {args.minutes}")
+    run_demo(args.out, args.minutes, args.device)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="yolovis",
@@ -258,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"yolovis {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_demo(sub)
     _add_info(sub)
     _add_synth(sub)
     _add_anchors(sub)

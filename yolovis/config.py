@@ -94,9 +94,10 @@ class TrackerConfig:
     gate: float = 0.99  # tau: a pair costing more is never matched (the original's 0.99: IoU > 0.01)
     margin: float = 0.01  # gamma, the Lonely Best Friend margin (the original's 0.01)
     class_penalty: float = 0.5  # added to the cost of a pair whose labels differ (0: ignore classes, as the code)
+    detection_threshold: float = 0.3  # detections scoring less are not tracked (see docs/tracking.md)
     new_tracks: bool = True  # unmatched detections start tracks (the original dropped those that failed 2-3)
-    max_age: int = 5  # frames a lost track keeps its last appearance for matching
-    min_length: int = 1  # tracks seen on fewer frames are dropped from the results
+    max_age: int = 10  # frames a lost track keeps its last appearance for matching
+    min_length: int = 3  # tracks seen on fewer frames are dropped from the results
     min_score: float = 0.0  # tracks whose mean detection score is lower are dropped from the results
 
 

@@ -87,6 +87,15 @@ class GreedyTracker:
         if frame_index <= self.last_frame:
             raise ValueError(f"frames must come in increasing order: {frame_index} after {self.last_frame}")
         self.last_frame = frame_index
+        keep = detections.scores >= self.cfg.detection_threshold
+        ids = [-1] * len(detections)
+        detections = detections[keep]
+        kept = keep.nonzero().squeeze(1).tolist()
+        for i, track_id in zip(kept, self._update(frame_index, detections), strict=True):
+            ids[i] = track_id
+        return ids
+
+    def _update(self, frame_index: int, detections: Detections) -> list[int]:
         rles = encode_masks(detections.masks)
         scores = detections.scores.tolist()
         labels = detections.labels.tolist()
