@@ -1,16 +1,21 @@
-"""End-to-end speed of `yolovis track` on a synthetic 720p video, split by stage, the tracker alone, and the
-peak memory of a 100- and a 1000-frame run.
+"""Speed and memory of `yolovis track` on a synthetic 720p video (randomly initialised models: the figures are
+about time and memory, not quality).
 
-    python benchmarks/track_speed.py [--frames 100] [--scales tiny small] [--memory]
+    python benchmarks/track_speed.py --only masks      # mask IoU and RLE encoding options, 50 x 50 masks
+    python benchmarks/track_speed.py --only tracker    # GreedyTracker.update per frame at 10, 50, 200 instances
+    python benchmarks/track_speed.py --only e2e        # frames/s per scale, split into phases
+    python benchmarks/track_speed.py --only memory     # peak RSS of `yolovis track` on 100 and 1000 frames
 
-Stages per frame: decode (PyAV), network (letterbox + forward), postprocess (decode, NMS, mask head, pasting at
-1280x720), tracker (RLE encoding + matching), encode (overlay drawing + H.264). Models are randomly initialised
-with the detection threshold at 0 and up to 20 detections per frame, so every stage has work to do.
+Phases of the end-to-end split: decode (PyAV), network (letterbox + forward), postprocess (decoding, NMS, mask
+head, pasting masks at 1280x720), encode (RLE of every tracked mask), tracker (matching, given the RLEs), write
+(overlay drawing, H.264, MOT rows, results.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -19,135 +24,244 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pycocotools import mask as mask_utils
 
-from yolovis.config import Config, load_config
-from yolovis.data.letterbox import letterbox_image
-from yolovis.data.synth import SynthConfig, render_video
+from yolovis.config import Config, TrackerConfig, load_config
 from yolovis.engine.inference import Detector, save_inference_checkpoint
-from yolovis.engine.video import VideoWriter, draw_overlay, open_source
+from yolovis.engine.predict import Profile, TrackOptions, track_video
+from yolovis.engine.video import VideoWriter
 from yolovis.model.detections import Detections
-from yolovis.track.greedy import GreedyTracker, TrackerConfig
+from yolovis.track import GreedyTracker, encode_masks
+
+H, W = 720, 1280
 
 
-def make_video(path: Path, frames: int) -> None:
-    """A 1280x720 synthetic clip of 20 rendered frames, played forwards and backwards to the length wanted."""
-    rendered, _, _ = render_video(SynthConfig(videos=1, frames=20, classes=3, width=1280, height=720, seed=0), 0)
-    loop = rendered + rendered[-2:0:-1]
-    writer = VideoWriter(path, fps=25)
-    for t in range(frames):
-        writer.write(loop[t % len(loop)])
-    writer.close()
+def blobs(n: int, rng: np.random.Generator, shift: float = 0.0, centres: np.ndarray | None = None) -> np.ndarray:
+    """(n, H, W) bool elliptic blobs of 20-150 px radius."""
+    yy, xx = np.ogrid[:H, :W]
+    if centres is None:
+        centres = np.column_stack([rng.uniform(0, W, n), rng.uniform(0, H, n), rng.uniform(20, 150, n)])
+    masks = np.zeros((n, H, W), dtype=bool)
+    for k, (cx, cy, r) in enumerate(centres):
+        masks[k] = (xx - cx - shift) ** 2 + ((yy - cy) * 1.3) ** 2 < r * r
+    return masks
 
 
-def checkpoint(tmp: Path, scale: str) -> Path:
-    cfg = load_config(Config, None, [f"model.scale={scale}", "model.num_classes=3", "img_size=[384, 640]",
-                                     "postprocess.score_threshold=0.0", "postprocess.max_per_image=20",
-                                     "track.detection_threshold=0.0"])  # fmt: skip
-    torch.manual_seed(0)
-    path = tmp / f"{scale}.pt"
-    save_inference_checkpoint(path, config=cfg)
-    return path
+def timeit(fn, repeats: int = 5) -> float:
+    fn()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats * 1000
 
 
-def stages(ckpt: Path, video: Path) -> dict[str, float]:
-    detector = Detector.from_checkpoint(ckpt)
-    tracker = GreedyTracker(detector.config.track)
-    writer = VideoWriter(video.with_name("overlay.mp4"), 25)
-    names = [c["name"] for c in detector.categories]
-    times = dict.fromkeys(("decode", "network", "postprocess", "tracker", "encode"), 0.0)
-    frames = iter(open_source(video))
-    n = 0
-    while True:
-        t0 = time.perf_counter()
-        item = next(frames, None)
-        t1 = time.perf_counter()
-        times["decode"] += t1 - t0
-        if item is None:
-            break
-        index, frame = item
-        h, w = detector.img_size
-        image, info = letterbox_image(frame, h, w)
-        x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
-        with torch.no_grad():
-            output = detector.model(x)
-            t2 = time.perf_counter()
-            det = detector.postprocess(output, detector.model.mask_head, [info])[0]
-        t3 = time.perf_counter()
-        ids = tracker.update(index, det)
-        t4 = time.perf_counter()
-        writer.write(draw_overlay(frame, det, ids, names))
-        t5 = time.perf_counter()
-        times["network"] += t2 - t1
-        times["postprocess"] += t3 - t2
-        times["tracker"] += t4 - t3
-        times["encode"] += t5 - t4
-        n += 1
-    writer.close()
-    return {k: 1000 * v / n for k, v in times.items()}
+def bench_masks() -> None:
+    import cv2
 
-
-def tracker_alone(instances: int, frames: int = 30) -> float:
-    """ms per frame of the tracker with `instances` moving rectangles per 1280x720 frame."""
     rng = np.random.default_rng(0)
-    xy = rng.uniform(0, [1180, 620], (instances, 2))
-    tracker = GreedyTracker(TrackerConfig(detection_threshold=0.0))
-    total = 0.0
-    for t in range(frames):
-        xy += rng.normal(0, 2, xy.shape)
-        masks = torch.zeros((instances, 720, 1280), dtype=torch.bool)
-        boxes = []
-        for k, (x, y) in enumerate(xy.astype(int).clip(0, [1180, 620])):
-            masks[k, y : y + 100, x : x + 100] = True
-            boxes.append([x, y, x + 100, y + 100])
-        det = Detections(torch.tensor(boxes, dtype=torch.float32), torch.full((instances,), 0.9),
-                         torch.zeros(instances, dtype=torch.long), masks)  # fmt: skip
-        start = time.perf_counter()
-        tracker.update(t, det)
-        total += time.perf_counter() - start
-    return 1000 * total / frames
+    a, b = torch.from_numpy(blobs(50, rng)), torch.from_numpy(blobs(50, rng))
+    ra, rb = encode_masks(a), encode_masks(b)
+    reference = np.asarray(mask_utils.iou(ra, rb, [0] * 50))
 
+    def numpy_encode():
+        return mask_utils.encode(np.asfortranarray(a.numpy().transpose(1, 2, 0).astype(np.uint8)))
 
-def peak_memory_mb(ckpt: Path, video: Path, out: Path) -> float:
-    code = (
-        "import resource, sys; from yolovis.cli import main; "
-        f"main(['track', r'{ckpt}', r'{video}', '--out', r'{out}']); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    def matmul_iou(x: torch.Tensor, y: torch.Tensor, factor: int) -> np.ndarray:
+        fx = (
+            torch.nn.functional.avg_pool2d(x[None].float(), factor)[0].flatten(1)
+            if factor > 1
+            else x.flatten(1).float()
+        )
+        fy = (
+            torch.nn.functional.avg_pool2d(y[None].float(), factor)[0].flatten(1)
+            if factor > 1
+            else y.flatten(1).float()
+        )
+        inter = fx @ fy.T
+        return (inter / (fx.sum(1)[:, None] + fy.sum(1)[None] - inter)).numpy()
+
+    print(f"50 blob masks at {W}x{H} vs 50 others, {torch.get_num_threads()} threads")
+    print(f"  RLE encode, numpy transpose (pycocotools' usual way): {timeit(numpy_encode):8.1f} ms")
+    print(f"  RLE encode, OpenCV transpose (encode_masks):          {timeit(lambda: encode_masks(a)):8.1f} ms")
+    buf = np.empty((50, W, H), np.uint8)
+    print(
+        f"    of which the OpenCV transpose:                      "
+        f"{timeit(lambda: [cv2.transpose(m, buf[k]) for k, m in enumerate(a.numpy().view(np.uint8))]):8.1f} ms"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(result.stdout.strip().splitlines()[-1]) / 1024
+    print(
+        f"  IoU, pycocotools RLE iou:                      {timeit(lambda: mask_utils.iou(ra, rb, [0] * 50)):8.2f} ms"
+    )
+    for factor in (4, 1):
+        ms = timeit(lambda f=factor: matmul_iou(a, b, f), repeats=2)
+        err = np.abs(matmul_iou(a, b, factor) - reference).max()
+        print(f"  IoU, float matmul on masks down-sampled x{factor} (incl. pooling): {ms:8.1f} ms, max error {err:.4f}")
+    packed = np.packbits(a.numpy().reshape(50, -1), axis=1)
+    print(
+        f"  memory per mask: bitmap {H * W / 1e3:.0f} kB, bit-packed {packed.shape[1] / 1e3:.0f} kB, "
+        f"RLE {np.mean([len(r['counts']) for r in ra]) / 1e3:.2f} kB"
+    )
+
+
+def moving_detections(n: int, frames: int, rng: np.random.Generator) -> list[Detections]:
+    centres = np.column_stack([rng.uniform(0, W, n), rng.uniform(0, H, n), rng.uniform(20, 150, n)])
+    out = []
+    for t in range(frames):
+        masks = torch.from_numpy(blobs(n, rng, shift=3.0 * t, centres=centres))
+        boxes = torch.tensor([[cx - r, cy - r, cx + r, cy + r] for cx, cy, r in centres], dtype=torch.float32)
+        out.append(Detections(boxes, torch.full((n,), 0.9), torch.randint(0, 3, (n,)), masks))
+    return out
+
+
+def bench_tracker(frames: int = 20) -> dict[int, float]:
+    rng = np.random.default_rng(0)
+    per_frame = {}
+    print(
+        f"GreedyTracker.update per frame at {W}x{H} ({frames} frames, moving blobs), {torch.get_num_threads()} threads"
+    )
+    for n in (10, 50, 200):
+        dets = moving_detections(n, frames, rng)
+        tracker = GreedyTracker(TrackerConfig(detection_threshold=0.0))
+        encode_s = track_s = 0.0
+        for t, d in enumerate(dets):
+            start = time.perf_counter()
+            rles = tracker.encode(d)
+            encode_s += time.perf_counter() - start
+            start = time.perf_counter()
+            tracker.update(t, d, rles)
+            track_s += time.perf_counter() - start
+        per_frame[n] = track_s / frames * 1000
+        print(
+            f"  {n:4d} instances: tracker {per_frame[n]:7.2f} ms/frame (RLE encoding, apart: "
+            f"{encode_s / frames * 1000:7.1f} ms/frame); {len(tracker.tracks)} tracks"
+        )
+    return per_frame
+
+
+def make_video(path: Path, frames: int, fps: int = 25) -> None:
+    """720p frames of a few moving discs over a gradient (cheap to draw, not empty to the codec)."""
+    import cv2
+
+    writer = VideoWriter(path, fps)
+    base = np.broadcast_to(np.linspace(0, 200, W, dtype=np.uint8)[None, :, None], (H, W, 3)).copy()
+    for t in range(frames):
+        frame = base.copy()
+        for k in range(6):
+            centre = (int(100 + 180 * k + 5 * t) % W, int(150 + 80 * k) % H)
+            cv2.circle(frame, centre, 60 + 10 * k, (40 * k, 255 - 30 * k, 120), -1)
+        writer.write(frame)
+    writer.close()
+
+
+def checkpoint(path: Path, scale: str, detections: int = 50, img_size: int = 416) -> None:
+    overrides = [f"model.scale={scale}", "model.num_classes=40", "postprocess.score_threshold=0.0",
+                 f"postprocess.max_per_image={detections}", "track.detection_threshold=0.0",
+                 f"img_size=[{img_size}, {img_size}]"]  # fmt: skip
+    torch.manual_seed(0)
+    save_inference_checkpoint(path, config=load_config(Config, None, overrides))
+
+
+def bench_e2e(scales: list[str], frames: int, root: Path, device: str) -> None:
+    video = root / f"clip_{frames}.mp4"
+    make_video(video, frames)
+    print(
+        f"yolovis track on a {frames}-frame {W}x{H} H.264 video, input 416x416, 50 detections/frame (untrained "
+        f"model, thresholds 0), overlay written, {torch.get_num_threads()} threads, device {device}"
+    )
+    print(
+        "| scale | fps | ms/frame | decode | network | postprocess | encode (RLE) | tracker | write | tracker share |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for scale in scales:
+        ckpt = root / f"{scale}.pt"
+        checkpoint(ckpt, scale)
+        detector = Detector.from_checkpoint(ckpt, device=device)
+        profile = Profile()
+        forward = detector.model.forward
+
+        def timed_forward(*args, _forward=forward, profile=profile, **kwargs):
+            with profile.phase("network"):
+                out = _forward(*args, **kwargs)
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+            return out
+
+        detector.model.forward = timed_forward
+        start = time.perf_counter()
+        track_video(detector, video, root / f"out_{scale}", TrackOptions(device=device), profile, progress=False)
+        total = time.perf_counter() - start
+        s = profile.seconds
+        phases = {
+            "decode": s["decode"],
+            "network": s["network"],
+            "postprocess": s["detect"] - s["network"],
+            "encode": s["encode"],
+            "tracker": s["tracker"],
+            "write": s["write"],
+        }
+        cells = " | ".join(f"{v / frames * 1000:.1f} ms ({v / total:.0%})" for v in phases.values())
+        print(
+            f"| {scale} | {frames / total:.2f} | {total / frames * 1000:.0f} | {cells} | "
+            f"{phases['tracker'] / total:.2%} |"
+        )
+
+
+def peak_rss_of_track(ckpt: Path, video: Path, out: Path) -> tuple[float, float]:
+    """(peak RSS in MiB, seconds) of a `yolovis track` subprocess."""
+    code = (
+        "import resource, sys; from yolovis.cli import main; code = main(sys.argv[1:]); "
+        "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
+    )
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code, "track", str(ckpt), str(video), "--out", str(out)],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    peak = next(int(line.split()[1]) for line in done.stdout.splitlines() if line.startswith("PEAK"))
+    return peak / 1024, time.perf_counter() - start
+
+
+def bench_memory(lengths: list[int], root: Path, scale: str, detections: int, img_size: int) -> None:
+    ckpt = root / f"mem_{scale}.pt"
+    checkpoint(ckpt, scale, detections, img_size)
+    print(
+        f"peak RSS of `yolovis track` ({scale}, input {img_size}, {W}x{H} video, {detections} detections/frame "
+        "tracked, overlay written)"
+    )
+    base = None
+    for n in lengths:
+        video = root / f"mem_{n}.mp4"
+        make_video(video, n)
+        peak, seconds = peak_rss_of_track(ckpt, video, root / f"mem_out_{n}")
+        results = json.loads((root / f"mem_out_{n}" / "results.json").read_text())
+        base = base or peak
+        print(
+            f"  {n:5d} frames: peak RSS {peak:7.1f} MiB ({peak / base - 1:+.1%} vs the first), {seconds:.0f} s, "
+            f"{len(results)} tracks, results.json {(root / f'mem_out_{n}' / 'results.json').stat().st_size / 1e6:.1f}MB"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=100)
-    parser.add_argument("--scales", nargs="+", default=["tiny", "small"])
-    parser.add_argument("--memory", action="store_true", help="also the peak memory of 100 vs 1000 frames")
+    parser.add_argument("--only", choices=["masks", "tracker", "e2e", "memory"], default=None)
+    parser.add_argument("--scales", nargs="+", default=["tiny", "small", "full"])
+    parser.add_argument("--frames", type=int, default=20, help="frames of the end-to-end run")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[100, 1000], help="frames of the memory runs")
+    parser.add_argument("--memory-scale", default="tiny")
+    parser.add_argument("--memory-detections", type=int, default=50, help="detections per frame of the memory runs")
+    parser.add_argument("--memory-img-size", type=int, default=416, help="network input of the memory runs")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        video = tmp / "video.mp4"
-        make_video(video, args.frames)
-        print(f"# 1280x720 synthetic video, {args.frames} frames, input 640x384, {args.threads} threads, "
-              f"torch {torch.__version__}")  # fmt: skip
-        print("| scale | decode | network | postprocess | tracker | encode | total ms/frame | fps |")
-        print("|---|---|---|---|---|---|---|---|")
-        for scale in args.scales:
-            ms = stages(checkpoint(tmp, scale), video)
-            total = sum(ms.values())
-            cells = " | ".join(f"{v:.1f}" for v in ms.values())
-            print(f"| {scale} | {cells} | {total:.1f} | {1000 / total:.1f} |", flush=True)
-        print("\n| instances per frame | tracker ms/frame |\n|---|---|")
-        for n in (10, 50, 200):
-            print(f"| {n} | {tracker_alone(n):.1f} |", flush=True)
-        if args.memory:
-            ckpt = checkpoint(tmp, "tiny")
-            print("\n| frames | peak RSS (MB) |\n|---|---|")
-            for frames in (100, 1000):
-                clip = tmp / f"clip{frames}.mp4"
-                make_video(clip, frames)
-                print(f"| {frames} | {peak_memory_mb(ckpt, clip, tmp / f'out{frames}'):.0f} |", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        if args.only in (None, "masks"):
+            bench_masks()
+        if args.only in (None, "tracker"):
+            bench_tracker()
+        if args.only in (None, "e2e"):
+            bench_e2e(args.scales, args.frames, root, args.device)
+        if args.only in (None, "memory"):
+            bench_memory(args.lengths, root, args.memory_scale, args.memory_detections, args.memory_img_size)
+    print(f"(peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
 
 
 if __name__ == "__main__":

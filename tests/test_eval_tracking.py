@@ -10,6 +10,8 @@ from yolovis.eval import evaluate_results
 H, W = 40, 60
 A, B = (0, 0, 20, 20), (30, 10, 50, 30)  # two disjoint boxes
 
+pytest.importorskip("trackeval", reason="tracking metrics need TrackEval (installed by .ci/run)")
+
 
 def tracking(gt_tracks: list[list], result_tracks: list[list], scores: list[float] | None = None, **kw) -> dict:
     n = len(gt_tracks[0])

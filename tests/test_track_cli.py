@@ -4,12 +4,13 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from test_video import write_video
 
 from yolovis.cli import main as cli_main
 from yolovis.config import Config, load_config
 from yolovis.data.synth import SynthConfig, generate
 from yolovis.engine.inference import Detector, save_inference_checkpoint
-from yolovis.engine.predict import predict_videos
+from yolovis.engine.predict import VideoTracker
 from yolovis.engine.video import VideoWriter, open_source
 from yolovis.eval import check_results
 
@@ -79,18 +80,27 @@ def test_track_bad_sources_fail_in_one_line(setup, tmp_path, capsys):
     assert not (tmp_path / "o" / "results.json").exists()
 
 
-def test_truncated_video_keeps_what_was_decoded(setup, tmp_path):
-    root, ckpt, _, video = setup
-    data = video.read_bytes()
-    cut = tmp_path / "cut.mp4"
+def test_truncated_video_keeps_what_was_decoded(setup, tmp_path, capsys):
+    _, ckpt, _, _ = setup
+    clip = tmp_path / "clip.mkv"  # Matroska: a cut file still decodes up to the cut
+    write_video(clip, 30)
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.mkv"
     cut.write_bytes(data[: len(data) * 2 // 3])
     out = tmp_path / "out"
-    code = cli_main(["track", str(ckpt), str(cut), "--out", str(out), "--no-video"])
-    if code == 0:  # some containers lose their index when cut: then nothing decodes and the run fails cleanly
-        results = json.loads((out / "results.json").read_text())
-        assert all(len(r["segmentations"]) == len(results[0]["segmentations"]) for r in results)
-    else:
-        assert code == 2
+    assert cli_main(["track", str(ckpt), str(cut), "--out", str(out), "--no-video", "--img-size", "96x64"]) == 0
+    decoded = len(list(open_source(cut)))
+    assert 0 < decoded < 30
+    results = json.loads((out / "results.json").read_text())
+    assert results and all(len(r["segmentations"]) == decoded for r in results)
+    assert max(int(line.split(",")[0]) for line in (out / "tracks.txt").read_text().splitlines()) == decoded
+    assert "yolovis track: warning:" in capsys.readouterr().err
+    # Nothing decodable at all (the header and the start of the first cluster): nothing written, exit 2.
+    header = tmp_path / "header.mkv"
+    header.write_bytes(data[: data.find(bytes.fromhex("1F43B675")) + 60])
+    assert cli_main(["track", str(ckpt), str(header), "--out", str(tmp_path / "none")]) == 2
+    assert "no frame could be decoded" in capsys.readouterr().err
+    assert not (tmp_path / "none" / "results.json").exists() and not (tmp_path / "none" / "overlay.mp4").exists()
 
 
 def test_predict_every_video_with_non_contiguous_ids_and_zip(setup, tmp_path):
@@ -119,7 +129,36 @@ def test_predict_every_video_with_non_contiguous_ids_and_zip(setup, tmp_path):
 
 
 def test_python_api_matches_the_cli(setup):
-    root, ckpt, _, _ = setup
+    root, ckpt, frames, _ = setup
     det = Detector.from_checkpoint(ckpt, img_size=(64, 96))
-    results = predict_videos(det, root / "data" / "instances.json")
-    assert {r["video_id"] for r in results} <= {1, 2}
+    tracker = VideoTracker(det)
+    items = list(tracker(frames[0].parent))
+    assert [f.index for f in items] == [0, 1, 2, 3, 4] and tracker.length == 5
+    assert all(len(f.track_ids) == len(f.detections) == len(f.rles) for f in items)
+    out = root / "out_api"
+    assert cli_main(["track", str(ckpt), str(frames[0].parent), "--out", str(out), "--no-video"]) == 0
+    assert json.loads((out / "results.json").read_text()) == tracker.results(video_id=1)
+
+
+def test_predict_under_torchrun_splits_and_merges(setup, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    root, ckpt, _, _ = setup
+    torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
+    if not os.path.exists(torchrun):
+        pytest.skip("torchrun not installed")
+    single = tmp_path / "single.json"
+    assert cli_main(["predict", str(ckpt), str(root / "data" / "instances.json"), "--out", str(single)]) == 0
+    merged = tmp_path / "merged.json"
+    command = [torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m", "yolovis.cli", "predict",
+               str(ckpt), str(root / "data" / "instances.json"), "--out", str(merged), "--zip"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # Each process took one of the two videos; the merged file is the single-process one, in the file's order.
+    assert json.loads(merged.read_text()) == json.loads(single.read_text())
+    with zipfile.ZipFile(merged.with_suffix(".zip")) as z:
+        assert z.namelist() == ["results.json"]

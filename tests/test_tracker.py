@@ -5,7 +5,7 @@ from pycocotools import mask as mask_utils
 
 from yolovis.config import TrackerConfig
 from yolovis.model.detections import Detections
-from yolovis.track import GreedyTracker, greedy_match
+from yolovis.track import GreedyTracker, encode_masks, greedy_match, mask_iou, tracks_to_results
 
 H, W = 40, 60
 
@@ -129,3 +129,82 @@ def test_low_scoring_detections_are_not_tracked():
     both = Detections.cat([low, dets((30, 20, 40, 30, 1))])
     assert tracker.update(0, both) == [-1, 1]
     assert tracker.update(1, low) == [-1]
+
+
+# ------------------------------------------------------------------ SPEC §6: the original's bookkeeping bugs
+def test_spec6_clock_runs_before_the_first_detection():
+    # The original's frame clock stood still until the first detection: frame 3's mask landed on frame 0.
+    frames = [dets(), dets(), dets(), dets((0, 0, 10, 10, 0)), dets((1, 0, 11, 10, 0))]
+    tracker, _ = run(frames)
+    assert per_frame_presence(tracker.results(1, 5)) == [[False, False, False, True, True]]
+
+
+def test_spec6_empty_frames_advance_the_clock_once_whatever_the_number_of_tracks():
+    # The original advanced the clock once per track on an empty frame: with 3 tracks, lists grew by 3.
+    three = dets((0, 0, 10, 10, 0), (20, 0, 30, 10, 0), (40, 20, 50, 30, 1))
+    frames = [three, dets(), dets(), three]
+    tracker, ids = run(frames)
+    assert ids == [[1, 2, 3], [], [], [1, 2, 3]]
+    assert per_frame_presence(tracker.results(1, 4)) == [[True, False, False, True]] * 3
+
+
+def test_spec6_every_list_has_the_video_length_on_random_videos():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        length = int(rng.integers(1, 12))
+        frames, present = [], []
+        for _ in range(length):
+            objects = [(x, 5, x + 8, 15, int(rng.integers(0, 2))) for x in (0, 20, 40) if rng.random() < 0.5]
+            frames.append(dets(*objects))
+            present.append(len(objects))
+        tracker, ids = run(frames)
+        results = tracker.results(1, length)
+        assert all(len(r["segmentations"]) == length for r in results)
+        # Every tracked detection is in exactly one result, on its own frame.
+        assert [sum(r["segmentations"][t] is not None for r in results) for t in range(length)] == present
+        assert sum(len(i) for i in ids) == sum(present)
+    with pytest.raises(ValueError, match="outside"):
+        tracker.results(1, tracker.last_frame)  # a length shorter than what was tracked is a caller's bug
+
+
+# ------------------------------------------------------------------ masks, RLEs, results
+def test_encode_masks_equals_pycocotools_reference():
+    rng = np.random.default_rng(1)
+    masks = rng.random((4, 37, 53)) < 0.3  # odd sizes
+    masks[1] = False
+    masks[2] = True
+    reference = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    assert encode_masks(torch.from_numpy(masks)) == reference
+    assert encode_masks(masks.astype(np.uint8) * 255) == reference  # any non-zero value is "in"
+    assert encode_masks(np.zeros((0, 37, 53), bool)) == []
+
+
+def test_mask_iou_by_hand():
+    a = dets((0, 0, 10, 10, 0), (20, 0, 30, 10, 0)).masks
+    b = dets((5, 0, 15, 10, 0)).masks
+    iou = mask_iou(encode_masks(a), encode_masks(b))
+    np.testing.assert_allclose(iou, [[50 / 150], [0.0]])
+    assert mask_iou([], encode_masks(b)).shape == (0, 1)
+
+
+def test_precomputed_rles_give_the_same_tracks_and_live_tracks_stay_bounded():
+    frames = [dets((t % 50, 0, t % 50 + 8, 8, 0), (t % 50, 20, t % 50 + 8, 28, 1)) for t in range(0, 60, 3)]
+    plain, ids_plain = run(frames)
+    tracker = GreedyTracker(TrackerConfig(min_length=1, max_age=2))
+    ids = [tracker.update(t, d, tracker.encode(d)) for t, d in enumerate(frames)]
+    assert ids == ids_plain and tracker.results(1, 20) == plain.results(1, 20)
+    # Objects that vanish for good are no longer matched against: the per-frame cost does not grow.
+    for t in range(20, 40):
+        tracker.update(t, dets((0, 30, 5, 35, 0)) if t % 4 == 0 else dets())
+    assert len(tracker.live) <= 2 and len(tracker.tracks) >= 5
+
+
+def test_tracks_to_results_drops_and_converts():
+    tracker, _ = run([dets((0, 0, 10, 10, 0)), dets((0, 0, 10, 10, 1), (30, 20, 40, 30, 1))])
+    (long_track,) = tracks_to_results(tracker.tracks, 9, 3, label_to_category=[4, 8], min_length=2)
+    assert long_track["video_id"] == 9 and long_track["segmentations"][2] is None
+    assert long_track["category_id"] == 4  # a 1-1 vote: ties go to the higher total score, equal here: first seen
+    assert long_track["score"] == pytest.approx(0.9)
+    rle = long_track["segmentations"][0]
+    assert rle["size"] == [H, W] and isinstance(rle["counts"], str)
+    assert mask_utils.area({"size": rle["size"], "counts": rle["counts"].encode()}) == 100

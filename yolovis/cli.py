@@ -224,11 +224,19 @@ def _add_track(sub: argparse._SubParsersAction) -> None:
 
 
 def _track(args: argparse.Namespace) -> None:
+    import warnings
+
     from yolovis.engine.predict import track_source
 
-    summary = track_source(
-        args.checkpoint, args.source, args.out, _inference_options(args, args.stride, not args.no_video)
-    )
+    with warnings.catch_warnings(record=True) as caught:  # a truncated video: one line, not a stack frame
+        warnings.simplefilter("always", UserWarning)
+        try:
+            summary = track_source(
+                args.checkpoint, args.source, args.out, _inference_options(args, args.stride, not args.no_video)
+            )
+        finally:
+            for w in caught:
+                print(f"yolovis track: warning: {w.message}", file=sys.stderr)
     note = " (the video was truncated: results cover the decoded frames)" if summary["truncated"] else ""
     print(f"{summary['frames']} frames, {summary['tracks']} tracks -> {args.out}{note}")
 

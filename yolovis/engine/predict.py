@@ -1,12 +1,20 @@
-"""Tracked video inference: detector + greedy tracker over the frames of a video, and over every video of a
-YouTube-VIS annotation file (the `predict` job and the trainer's validation)."""
+"""Tracked video inference: detector + greedy tracker over the frames of a video (`yolovis track`, the Python
+API `VideoTracker`), and over every video of a YouTube-VIS annotation file (`yolovis predict`, the trainer's
+validation).
+
+Everything streams: a frame is decoded, detected, RLE-encoded, tracked, drawn and dropped; a track keeps only
+RLEs, so memory does not grow with the frame size and grows with the video only by a few hundred bytes per
+tracked instance.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +27,47 @@ from yolovis.errors import UserError
 from yolovis.model.detections import Detections
 from yolovis.track.greedy import GreedyTracker
 
+Frames = Iterable[tuple[int, np.ndarray]]  # (frame index, (H, W, 3) uint8 RGB), indices increasing
 
-def batched(frames: Iterable[tuple[int, np.ndarray]], size: int) -> Iterator[list[tuple[int, np.ndarray]]]:
-    batch: list[tuple[int, np.ndarray]] = []
+
+@dataclass
+class TrackedFrame:
+    """One processed frame: its detections and, for each, its track id (-1: not tracked) and mask RLE."""
+
+    index: int
+    frame: np.ndarray  # (H, W, 3) uint8 RGB
+    detections: Detections
+    track_ids: list[int]
+    rles: list[dict | None]
+
+
+@dataclass
+class Profile:
+    """Wall-clock seconds per phase of the pipeline (decode, detect, encode, tracker, write)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def iterate(self, name: str, items: Iterable) -> Iterator:
+        """`items`, with the time spent producing each one counted under `name`."""
+        iterator = iter(items)
+        while True:
+            with self.phase(name):
+                item = next(iterator, StopIteration)
+            if item is StopIteration:
+                return
+            yield item
+
+
+def batched(frames: Iterable, size: int) -> Iterator[list]:
+    batch: list = []
     for item in frames:
         batch.append(item)
         if len(batch) == size:
@@ -31,26 +77,78 @@ def batched(frames: Iterable[tuple[int, np.ndarray]], size: int) -> Iterator[lis
         yield batch
 
 
+def iter_tracked(
+    detector: Detector,
+    frames: Frames,
+    tracker: GreedyTracker,
+    batch_size: int = 4,
+    profile: Profile | None = None,
+) -> Iterator[TrackedFrame]:
+    """Detect `batch_size` frames at a time, then RLE-encode and track them one by one, in index order."""
+    profile = profile or Profile()
+    for batch in batched(profile.iterate("decode", frames), batch_size):
+        with profile.phase("detect"):
+            detections = detector([frame for _, frame in batch])
+        for (index, frame), det in zip(batch, detections, strict=True):
+            with profile.phase("encode"):
+                rles = tracker.encode(det)
+            with profile.phase("tracker"):
+                ids = tracker.update(index, det, rles)
+            yield TrackedFrame(index, frame, det, ids, rles)
+
+
 def track_frames(
     detector: Detector,
-    frames: Iterable[tuple[int, np.ndarray]],
+    frames: Frames,
     tracker_cfg: TrackerConfig,
     batch_size: int = 4,
     on_frame: Callable[[int, np.ndarray, Detections, list[int]], None] | None = None,
 ) -> GreedyTracker:
-    """Run the detector on (frame index, RGB frame) pairs in increasing index order and track them.
-
-    `on_frame(index, frame, detections, track_ids)` sees every frame once (for writers: overlay, MOT rows);
-    frames are not kept, so memory stays flat however long the video is.
-    """
+    """Run the detector and the tracker over (frame index, RGB frame) pairs; returns the tracker (its
+    `results(video_id, length)` are the video's YouTube-VIS results). `on_frame(index, frame, detections,
+    track_ids)` sees every frame once; frames are not kept."""
     tracker = GreedyTracker(tracker_cfg)
-    for batch in batched(frames, batch_size):
-        detections = detector([frame for _, frame in batch])
-        for (index, frame), det in zip(batch, detections, strict=True):
-            ids = tracker.update(index, det)
-            if on_frame is not None:
-                on_frame(index, frame, det, ids)
+    for item in iter_tracked(detector, frames, tracker, batch_size):
+        if on_frame is not None:
+            on_frame(item.index, item.frame, item.detections, item.track_ids)
     return tracker
+
+
+class VideoTracker:
+    """The Python API: a detector and a tracker configuration; call it on a source to get tracked frames.
+
+    >>> vt = VideoTracker.from_checkpoint("run/best.pt")
+    >>> for f in vt("video.mp4"):            # a video file, a folder of frames, a glob, or (index, frame) pairs
+    ...     print(f.index, f.track_ids, f.detections.boxes)
+    >>> results = vt.results(video_id=1)     # YouTube-VIS results of the last video
+    """
+
+    def __init__(self, detector: Detector, tracker_cfg: TrackerConfig | None = None, batch_size: int = 4) -> None:
+        self.detector = detector
+        self.tracker_cfg = tracker_cfg or detector.config.track
+        self.batch_size = batch_size
+        self.tracker = GreedyTracker(self.tracker_cfg)
+        self.length = 0  # frames of the last video (skipped ones included)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu", img_size: tuple[int, int] | None = None,
+                        half: bool = False, batch_size: int = 4) -> VideoTracker:  # fmt: skip
+        return cls(Detector.from_checkpoint(path, device, img_size, half), batch_size=batch_size)
+
+    def __call__(self, source: str | os.PathLike | Frames, stride: int = 1) -> Iterator[TrackedFrame]:
+        from yolovis.engine.video import FrameSource, open_source
+
+        frames = open_source(source, stride) if isinstance(source, str | os.PathLike) else source
+        self.tracker = GreedyTracker(self.tracker_cfg)
+        self.length = 0
+        for item in iter_tracked(self.detector, frames, self.tracker, self.batch_size):
+            self.length = item.index + 1
+            yield item
+        if isinstance(frames, FrameSource):
+            self.length = frames.decoded
+
+    def results(self, video_id: int = 1) -> list[dict]:
+        return self.tracker.results(video_id, self.length, [c["id"] for c in self.detector.categories])
 
 
 def annotation_frames(ann: VISAnnotations, video: VideoRecord, images_dir: Path) -> Iterator[tuple[int, np.ndarray]]:
@@ -99,57 +197,66 @@ class TrackOptions:
     video: bool = True  # write DIR/overlay.mp4
 
 
+def load_detector(checkpoint: str | os.PathLike, options: TrackOptions) -> Detector:
+    detector = Detector.from_checkpoint(checkpoint, options.device, options.img_size, options.half)
+    if options.score_threshold is not None:
+        detector.config.postprocess.score_threshold = options.score_threshold
+    return detector
+
+
 def track_source(checkpoint: str | os.PathLike, source: str | os.PathLike, out_dir: str | os.PathLike,
                  options: TrackOptions | None = None) -> dict:  # fmt: skip
     """`yolovis track`: DIR/results.json (YouTube-VIS results, video_id 1), DIR/tracks.txt (MOT rows: frame,
     id, x, y, w, h, score, category id) and DIR/overlay.mp4. Returns a summary dict."""
+    options = options or TrackOptions()
+    return track_video(load_detector(checkpoint, options), source, out_dir, options)
+
+
+def track_video(detector: Detector, source: str | os.PathLike, out_dir: str | os.PathLike,
+                options: TrackOptions | None = None, profile: Profile | None = None,
+                progress: bool = True) -> dict:  # fmt: skip
+    """`track_source` with a loaded detector; `profile` collects the seconds per phase."""
     from tqdm import tqdm
 
     from yolovis.config import save_config
-    from yolovis.engine.video import VideoWriter, draw_overlay, open_source
-    from yolovis.fileio import atomic_write_json, atomic_write_text
+    from yolovis.engine.video import MotWriter, VideoWriter, draw_overlay, open_source
+    from yolovis.fileio import atomic_write_json
 
     options = options or TrackOptions()
+    profile = profile or Profile()
     out = Path(out_dir)
-    detector = Detector.from_checkpoint(checkpoint, options.device, options.img_size, options.half)
-    if options.score_threshold is not None:
-        detector.config.postprocess.score_threshold = options.score_threshold
     frames = open_source(source, options.stride)
     names = [c["name"] for c in detector.categories]
     category_ids = [c["id"] for c in detector.categories]
+    tracker = GreedyTracker(detector.config.track)
+    mot = MotWriter(out / "tracks.txt")
     writer = VideoWriter(out / "overlay.mp4", frames.fps / options.stride) if options.video else None
-    rows: list[str] = []
-    bar = tqdm(desc=f"track {Path(str(source)).name}", unit="frame", dynamic_ncols=True)
-
-    def on_frame(index: int, frame: np.ndarray, det: Detections, ids: list[int]) -> None:
-        for k, track_id in enumerate(ids):
-            if track_id < 0:
-                continue
-            x0, y0, x1, y1 = det.boxes[k].tolist()
-            rows.append(f"{index + 1},{track_id},{x0:.1f},{y0:.1f},{x1 - x0:.1f},{y1 - y0:.1f},"
-                        f"{float(det.scores[k]):.4f},{category_ids[int(det.labels[k])]}")  # fmt: skip
-        if writer is not None:
-            writer.write(draw_overlay(frame, det, ids, names))
-        bar.update(1)
-
+    total = len(frames.files) if frames.kind == "images" else frames.expected or None
+    bar = tqdm(total=total, desc=f"track {Path(str(source)).name}", unit="frame", dynamic_ncols=True,
+               disable=not progress)  # fmt: skip
     try:
-        tracker = track_frames(detector, frames, detector.config.track, options.batch_size, on_frame)
+        for item in iter_tracked(detector, frames, tracker, options.batch_size, profile):
+            with profile.phase("write"):
+                mot.write(item.index, item.detections, item.track_ids, category_ids)
+                if writer is not None:
+                    writer.write(draw_overlay(item.frame, item.detections, item.track_ids, names))
+            bar.update(frames.decoded - bar.n)  # skipped frames (--stride) count too
+        if frames.decoded == 0:
+            raise UserError(f"{source}: no frame could be decoded")
+        with profile.phase("write"):
+            results = tracker.results(1, frames.decoded, category_ids)
+            if writer is not None:
+                writer.close()
+            mot.close()
+            atomic_write_json(out / "results.json", results)
+            save_config(detector.config, out / "config.yaml")
     except BaseException:
-        bar.close()
         if writer is not None:
             writer.abort()
+        mot.abort()
         raise
-    bar.close()
-    if frames.decoded == 0:
-        if writer is not None:
-            writer.abort()
-        raise UserError(f"{source}: no frame could be decoded")
-    results = tracker.results(1, frames.decoded, category_ids)
-    if writer is not None:
-        writer.close()
-    atomic_write_json(out / "results.json", results)
-    atomic_write_text(out / "tracks.txt", "\n".join(rows) + ("\n" if rows else ""))
-    save_config(detector.config, out / "config.yaml")
+    finally:
+        bar.close()
     return {"frames": frames.decoded, "tracks": len(results), "truncated": frames.truncated}
 
 
@@ -163,8 +270,9 @@ def predict_file(
 ) -> list[dict]:
     """`yolovis predict`: results for every video of ANN.json, written as the server wants them (and zipped).
 
-    Under `torchrun` each process takes every world_size-th video; rank 0 gathers, merges in the file's video
-    order and writes. Returns the merged results (on every rank).
+    Under `torchrun` (WORLD_SIZE > 1) each process takes every world_size-th video (on `cuda:LOCAL_RANK` when
+    the device is CUDA); rank 0 gathers, merges in the file's video order and writes. Returns the merged results
+    (on every rank).
     """
     import io
     import zipfile
@@ -177,28 +285,36 @@ def predict_file(
     options = options or TrackOptions()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
+    started = False
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if options.device.startswith("cuda") else "gloo")
-    ann = load_vis_annotations(ann_file)
-    detector = Detector.from_checkpoint(checkpoint, options.device, options.img_size, options.half)
-    if options.score_threshold is not None:
-        detector.config.postprocess.score_threshold = options.score_threshold
-    mine = [v.id for k, v in enumerate(ann.videos) if k % world == rank]
-    total = sum(v.length for v in ann.videos if v.id in set(mine))
-    with tqdm(total=total, desc=f"predict (rank {rank})", unit="frame", disable=rank != 0) as bar:
-        results = predict_videos(detector, ann, images_dir, detector.config.track, options.batch_size, mine,
-                                 progress=bar.update)  # fmt: skip
-    if world > 1:
-        gathered: list = [None] * world
-        dist.all_gather_object(gathered, results)
-        order = {v.id: k for k, v in enumerate(ann.videos)}
-        results = sorted((r for part in gathered for r in part), key=lambda r: order[r["video_id"]])
-    if rank == 0:
-        out = Path(out)
-        if make_zip:
-            buffer = io.BytesIO()
-            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-                archive.writestr("results.json", json.dumps(results))  # at the root, as the server wants
-            atomic_write_bytes(out.with_suffix(".zip"), buffer.getvalue())
-        atomic_write_json(out, results)
+        dist.init_process_group(backend="gloo")  # only Python objects are exchanged, once
+        started = True
+    if world > 1 and options.device == "cuda":
+        options.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    try:
+        ann = load_vis_annotations(ann_file)
+        detector = load_detector(checkpoint, options)
+        mine = [v.id for k, v in enumerate(ann.videos) if k % world == rank]
+        total = sum(v.length for k, v in enumerate(ann.videos) if k % world == rank)
+        with tqdm(total=total, desc=f"predict (rank {rank})", unit="frame", disable=rank != 0) as bar:
+            results = predict_videos(detector, ann, images_dir, detector.config.track, options.batch_size, mine,
+                                     progress=bar.update)  # fmt: skip
+        if world > 1:
+            gathered: list = [None] * world
+            dist.all_gather_object(gathered, results)
+            order = {v.id: k for k, v in enumerate(ann.videos)}
+            results = sorted((r for part in gathered for r in part), key=lambda r: order[r["video_id"]])
+        if rank == 0:
+            out = Path(out)
+            if make_zip:
+                buffer = io.BytesIO()
+                with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+                    archive.writestr("results.json", json.dumps(results))  # at the root, as the server wants
+                atomic_write_bytes(out.with_suffix(".zip"), buffer.getvalue())
+            atomic_write_json(out, results)
+        if world > 1:
+            dist.barrier()  # the other ranks return once the file is there
+    finally:
+        if started:
+            dist.destroy_process_group()
     return results

@@ -32,17 +32,21 @@ class FrameSource:
     stride: int = 1
     decoded: int = 0
     truncated: bool = False
+    expected: int = 0  # frames the container announces (0: unknown); fewer decoded means a truncated file
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
         frames = self._video_frames() if self.kind == "video" else self._image_frames()
         for index, frame in frames:
             self.decoded = index + 1
-            if index % self.stride == 0:
+            if frame is not None:
                 yield index, frame
 
-    def _image_frames(self) -> Iterator[tuple[int, np.ndarray]]:
+    def _image_frames(self) -> Iterator[tuple[int, np.ndarray | None]]:
         size = None
         for index, file in enumerate(self.files):
+            if index % self.stride:  # not read at all: a skipped frame costs nothing but its index
+                yield index, None
+                continue
             image = cv2.imread(str(file), cv2.IMREAD_COLOR)
             if image is None:
                 raise UserError(f"{file}: unreadable or corrupt image (frame {index} of {self.path})")
@@ -54,7 +58,7 @@ class FrameSource:
             size = image.shape[:2]
             yield index, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
-    def _video_frames(self) -> Iterator[tuple[int, np.ndarray]]:
+    def _video_frames(self) -> Iterator[tuple[int, np.ndarray | None]]:
         import av
 
         try:
@@ -63,14 +67,23 @@ class FrameSource:
             raise UserError(f"{self.path}: not a readable video ({e})") from None
         index = 0
         with container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # frame-parallel decoding where the codec allows it
             try:
-                for frame in container.decode(video=0):
-                    yield index, frame.to_ndarray(format="rgb24")
+                for frame in container.decode(stream):
+                    yield index, frame.to_ndarray(format="rgb24") if index % self.stride == 0 else None
                     index += 1
             except av.error.FFmpegError as e:
-                # A truncated or damaged file: keep what was decoded, say so, and let the caller decide.
+                # A damaged file: keep what was decoded, say so, and let the caller decide.
                 self.truncated = True
                 warnings.warn(f"{self.path}: decoding stopped after frame {index} ({e})", stacklevel=2)
+                return
+        # A file cut short often decodes without an error: compare with what its header announced.
+        if self.expected and index < self.expected - max(1, round(0.02 * self.expected)):
+            self.truncated = True
+            warnings.warn(
+                f"{self.path}: {index} frames decoded, the file announces {self.expected}: truncated?", stacklevel=2
+            )
 
 
 def open_source(source: str | os.PathLike, stride: int = 1) -> FrameSource:
@@ -99,11 +112,13 @@ def open_source(source: str | os.PathLike, stride: int = 1) -> FrameSource:
         with av.open(text) as container:
             if not container.streams.video:
                 raise UserError(f"{path}: the file has no video stream")
-            rate = container.streams.video[0].average_rate
+            stream = container.streams.video[0]
+            rate = stream.average_rate
             fps = float(rate) if rate else 25.0
+            expected = stream.frames or (round(container.duration / av.time_base * fps) if container.duration else 0)
     except av.error.FFmpegError as e:
         raise UserError(f"{path}: not a readable video ({e})") from None
-    return FrameSource("video", text, [], fps=fps, stride=stride)
+    return FrameSource("video", text, [], fps=fps, stride=stride, expected=int(expected))
 
 
 def palette(track_id: int) -> tuple[int, int, int]:
@@ -166,3 +181,47 @@ class VideoWriter:
     def abort(self) -> None:
         self.container.close()
         self.tmp.unlink(missing_ok=True)
+
+
+class MotWriter:
+    """MOT-challenge style rows `frame (1-based), track id, x, y, w, h, score, category id`, one per tracked
+    detection, streamed into a temporary file (memory stays flat) that `close()` renames into place."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self.file = open(self.tmp, "w", encoding="utf-8")  # noqa: SIM115 (closed by close() or abort())
+        self.rows = 0
+
+    def write(self, frame_index: int, det: Detections, track_ids: list[int], category_ids: list[int]) -> None:
+        for k, track_id in enumerate(track_ids):
+            if track_id < 0:
+                continue
+            x0, y0, x1, y1 = det.boxes[k].tolist()
+            score, category = float(det.scores[k]), category_ids[int(det.labels[k])]
+            self.file.write(f"{frame_index + 1},{track_id},{x0:.1f},{y0:.1f},{x1 - x0:.1f},{y1 - y0:.1f},"
+                            f"{score:.4f},{category}\n")  # fmt: skip
+            self.rows += 1
+
+    def close(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def read_mot(path: str | os.PathLike) -> list[tuple[int, int, float, float, float, float, float, int]]:
+    """The rows `MotWriter` wrote: (frame (1-based), id, x, y, w, h, score, category id)."""
+    rows = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        fields = line.split(",")
+        if len(fields) != 8:
+            raise UserError(f"{path}: line {n} has {len(fields)} fields, expected 8")
+        f, i, x, y, w, h, s, c = fields
+        rows.append((int(f), int(i), float(x), float(y), float(w), float(h), float(s), int(c)))
+    return rows

@@ -14,43 +14,45 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-from pycocotools import mask as mask_utils
 
 from yolovis.config import TrackerConfig
 from yolovis.model.detections import Detections
+from yolovis.track.mask_iou import encode_masks, mask_iou
+from yolovis.track.results import tracks_to_results
+
+
+@dataclass(slots=True)
+class Appearance:
+    """What a track keeps of one frame: the mask as an RLE (never the bitmap), score, label, box (xyxy)."""
+
+    rle: dict
+    score: float
+    label: int
+    box: tuple[float, float, float, float]
 
 
 @dataclass
 class Track:
     track_id: int
-    frames: dict[int, dict] = field(default_factory=dict)  # frame index -> {"rle", "score", "label", "box"}
+    frames: dict[int, Appearance] = field(default_factory=dict)  # frame index -> appearance
     last_frame: int = -1
 
     @property
-    def last(self) -> dict:
+    def last(self) -> Appearance:
         return self.frames[self.last_frame]
 
     @property
     def score(self) -> float:
-        return float(np.mean([f["score"] for f in self.frames.values()]))
+        return float(np.mean([a.score for a in self.frames.values()]))
 
     @property
     def label(self) -> int:
         """Vote over frames; ties go to the label with the higher total score."""
         votes: dict[int, tuple[int, float]] = {}
-        for f in self.frames.values():
-            n, s = votes.get(f["label"], (0, 0.0))
-            votes[f["label"]] = (n + 1, s + f["score"])
+        for a in self.frames.values():
+            n, s = votes.get(a.label, (0, 0.0))
+            votes[a.label] = (n + 1, s + a.score)
         return max(votes, key=lambda k: votes[k])
-
-
-def encode_masks(masks: torch.Tensor | np.ndarray) -> list[dict]:
-    """(N, H, W) bool masks -> pycocotools RLEs (counts as bytes)."""
-    array = masks.cpu().numpy() if isinstance(masks, torch.Tensor) else np.asarray(masks)
-    if len(array) == 0:
-        return []
-    return mask_utils.encode(np.asfortranarray(array.transpose(1, 2, 0).astype(np.uint8)))
 
 
 def greedy_match(cost: np.ndarray, gate: float, margin: float) -> list[tuple[int, int]]:
@@ -75,76 +77,67 @@ def greedy_match(cost: np.ndarray, gate: float, margin: float) -> list[tuple[int
 
 
 class GreedyTracker:
-    """Online tracker for one video: call `update(frame_index, detections)` for each processed frame, in order."""
+    """Online tracker for one video: call `update(frame_index, detections)` for each processed frame, in order.
+
+    `tracks` holds every track ever started (for the results); only those seen within the last `max_age` frames
+    are matched against, so the cost of a frame does not grow with the length of the video.
+    """
 
     def __init__(self, cfg: TrackerConfig | None = None) -> None:
         self.cfg = cfg or TrackerConfig()
         self.tracks: list[Track] = []
+        self.live: list[Track] = []
         self.last_frame = -1
 
-    def update(self, frame_index: int, detections: Detections) -> list[int]:
-        """Assign frame `frame_index`'s detections to tracks; returns each detection's track id (-1: dropped)."""
+    def tracked(self, detections: Detections) -> list[int]:
+        """Indices of the detections the tracker takes (score >= detection_threshold)."""
+        return (detections.scores >= self.cfg.detection_threshold).nonzero().squeeze(1).tolist()
+
+    def encode(self, detections: Detections) -> list[dict | None]:
+        """The RLE of every detection the tracker takes, None for the others; pass it to `update` (a pipeline
+        encodes each frame once, for the tracker, the results and its own timing)."""
+        kept = self.tracked(detections)
+        rles: list[dict | None] = [None] * len(detections)
+        for i, rle in zip(kept, encode_masks(detections.masks[kept]), strict=True):
+            rles[i] = rle
+        return rles
+
+    def update(self, frame_index: int, detections: Detections, rles: list[dict | None] | None = None) -> list[int]:
+        """Assign frame `frame_index`'s detections to tracks; returns each detection's track id (-1: not tracked,
+        because its score is below the detection threshold or, with `new_tracks` off, it matched no track)."""
         if frame_index <= self.last_frame:
             raise ValueError(f"frames must come in increasing order: {frame_index} after {self.last_frame}")
         self.last_frame = frame_index
-        keep = detections.scores >= self.cfg.detection_threshold
+        rles = self.encode(detections) if rles is None else rles
+        if len(rles) != len(detections):
+            raise ValueError(f"frame {frame_index}: {len(rles)} RLEs for {len(detections)} detections")
+        kept = self.tracked(detections)
+        scores, labels, boxes = detections.scores.tolist(), detections.labels.tolist(), detections.boxes.tolist()
+        self.live = [t for t in self.live if frame_index - t.last_frame <= self.cfg.max_age]
         ids = [-1] * len(detections)
-        detections = detections[keep]
-        kept = keep.nonzero().squeeze(1).tolist()
-        for i, track_id in zip(kept, self._update(frame_index, detections), strict=True):
-            ids[i] = track_id
-        return ids
-
-    def _update(self, frame_index: int, detections: Detections) -> list[int]:
-        rles = encode_masks(detections.masks)
-        scores = detections.scores.tolist()
-        labels = detections.labels.tolist()
-        boxes = detections.boxes.tolist()
-        active = [t for t in self.tracks if frame_index - t.last_frame <= self.cfg.max_age]
-        ids = [-1] * len(rles)
-        if rles and active:
-            iou = np.asarray(mask_utils.iou(rles, [t.last["rle"] for t in active], [0] * len(active)))
-            iou = iou.reshape(len(rles), len(active))
-            differ = np.array(labels)[:, None] != np.array([t.last["label"] for t in active])[None, :]
+        if kept and self.live:
+            iou = mask_iou([rles[i] for i in kept], [t.last.rle for t in self.live])
+            differ = np.array([labels[i] for i in kept])[:, None] != np.array([t.last.label for t in self.live])
             cost = 1.0 - iou + self.cfg.class_penalty * differ
-            for i, j in greedy_match(cost, self.cfg.gate, self.cfg.margin):
-                ids[i] = active[j].track_id
-        by_id = {t.track_id: t for t in active}
-        for i, rle in enumerate(rles):
+            for r, j in greedy_match(cost, self.cfg.gate, self.cfg.margin):
+                ids[kept[r]] = self.live[j].track_id
+        by_id = {t.track_id: t for t in self.live}
+        for i in kept:
             if ids[i] < 0:
                 if not self.cfg.new_tracks:
                     continue
                 track = Track(track_id=len(self.tracks) + 1)
                 self.tracks.append(track)
+                self.live.append(track)
                 ids[i] = track.track_id
             else:
                 track = by_id[ids[i]]
-            track.frames[frame_index] = {"rle": rle, "score": scores[i], "label": labels[i], "box": boxes[i]}
+            track.frames[frame_index] = Appearance(rles[i], scores[i], labels[i], tuple(boxes[i]))
             track.last_frame = frame_index
         return ids
 
     def results(self, video_id: int, length: int, label_to_category: list[int] | None = None) -> list[dict]:
         """YouTube-VIS results of this video: one entry per kept track, `length` segmentations, null where absent."""
-        out = []
-        for track in self.tracks:
-            if len(track.frames) < self.cfg.min_length or track.score < self.cfg.min_score:
-                continue
-            if max(track.frames) >= length:
-                raise ValueError(f"video {video_id}: track {track.track_id} has frame {max(track.frames)} >= {length}")
-            segmentations = [None] * length
-            for t, f in track.frames.items():
-                counts = f["rle"]["counts"]
-                segmentations[t] = {
-                    "size": list(f["rle"]["size"]),
-                    "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
-                }
-            label = track.label
-            out.append(
-                {
-                    "video_id": int(video_id),
-                    "category_id": int(label_to_category[label]) if label_to_category is not None else int(label),
-                    "score": track.score,
-                    "segmentations": segmentations,
-                }
-            )
-        return out
+        return tracks_to_results(
+            self.tracks, video_id, length, label_to_category, self.cfg.min_length, self.cfg.min_score
+        )
