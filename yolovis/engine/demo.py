@@ -65,7 +65,8 @@ def feature_map_figure(model, image: np.ndarray, cfg: Config, path: Path) -> Non
 
 
 def run_demo(out_dir: str | os.PathLike, minutes: float = 8.0, device: str | None = None) -> dict:
-    from yolovis.data.annotations import read_json
+    from yolovis.data.anchors_kmeans import fit_anchors
+    from yolovis.data.annotations import load_vis_annotations, read_json
     from yolovis.engine.inference import Detector
     from yolovis.engine.predict import TrackOptions, predict_videos, track_source
     from yolovis.engine.train import train
@@ -84,6 +85,11 @@ def run_demo(out_dir: str | os.PathLike, minutes: float = 8.0, device: str | Non
     held_out = data / "held_out" / "instances.json"
 
     cfg = demo_config(dev, minutes)
+    # Anchors from IoU k-means on the training boxes, as the report does (`yolovis anchors`).
+    fit = fit_anchors(load_vis_annotations(data / "train" / "instances.json"), len(cfg.model.anchors[0]),
+                      max(cfg.img_size))  # fmt: skip
+    cfg.model.anchors, cfg.model.anchor_img_size = fit.per_level(), max(cfg.img_size)
+    print(f"      anchors: IoU k-means, mean best IoU {fit.mean_best_iou:.3f} over {fit.num_boxes} boxes")
     size = f"{cfg.img_size[1]}x{cfg.img_size[0]}"
     print(f"[2/5] training YoloV4+1 `{cfg.model.scale}` at {size} for {minutes:g} min on {dev}")
     run = out / "run"
