@@ -17,38 +17,17 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from forward import gflops, median_ms  # benchmarks/forward.py, beside this script
 
 from yolovis.config import ModelConfig
 from yolovis.model import build_model
 
 
-def timed(fn, repeats: int) -> float:
-    with torch.no_grad():
-        for _ in range(2):
-            fn()
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
-
-
-def flops(fn) -> float:
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        fn()
-    return counter.get_total_flops() / 1e9
-
-
 def matmul_ceiling(n: int = 2048, repeats: int = 5) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n**3 / (timed(lambda: a @ b, repeats) / 1000) / 1e9
+    return 2 * n**3 / (median_ms(lambda: a @ b, repeats) / 1000) / 1e9
 
 
 def networks(num_classes: int):
@@ -91,8 +70,8 @@ def main() -> None:
             return model([x[0]]) if kind == "torchvision" else model(x)
 
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        g = flops(forward)
-        ms = timed(forward, args.repeats)
+        g = gflops(forward)
+        ms = median_ms(forward, args.repeats)
         achieved = g / (ms / 1000)
         print(f"| {name} | {params:.1f} | {g:.1f} | {ms:.0f} | {achieved:.0f} | {100 * achieved / ceiling:.0f} |",
               flush=True)  # fmt: skip

@@ -125,7 +125,7 @@ def test_cli_train_writes_a_complete_run(tiny_data, tmp_path):
         assert (run / name).is_file(), name
     assert any((run / "tensorboard").iterdir())
     header, row = (run / "metrics.csv").read_text().splitlines()[:2]
-    assert "val_loss" in header and "w_obj_4" in header and "mask" in header
+    assert "val_loss" in header and "val_AP50" in header and "w_obj" in header and "mask" in header
     ckpt = read_checkpoint(run / "last.pt")
     assert {"model", "ema", "optimizer", "scaler", "state", "rng", "config", "categories"} <= set(ckpt)
     assert ckpt["config"]["img_size"] == [64, 96] and ckpt["state"]["epoch"] == 1

@@ -309,6 +309,7 @@ def train(
 
     writer = _tensorboard(out) if ctx.is_main else None
     metrics: dict[str, float] = {}
+    ctx.start_time = time.monotonic()  # the budget is training time: set-up and data indexing do not count
     while state.epoch < tc.epochs and not ctx.time_is_up():
         means = train_one_epoch(ctx, step_module, model, seeded, optimizer, scaler, ema, state, total_steps,
                                 lambda: save(out / "last.pt"))  # fmt: skip
