@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from yolovis.config import Config
-from yolovis.data.annotations import read_json
+from yolovis.data.annotations import parse_vis_annotations, read_json
 from yolovis.data.sample import collate_frames
 from yolovis.data.ytvis import YTVISDataset
 from yolovis.eval.ytvis_eval import OFFICIAL_KEYS
@@ -23,11 +23,10 @@ class Validator:
     ) -> None:
         self.cfg = cfg
         self.device = device
-        self.val_ann = val_ann
-        self.val_images = val_images
+        self.gt = read_json(val_ann)  # parsed once: the evaluation scores against the raw dict
         # No augmentation: the frames as the detector will see them.
-        self.dataset = YTVISDataset(val_ann, val_images, img_size=tuple(cfg.img_size), augment=None)
-        self.gt = read_json(val_ann)
+        annotations = parse_vis_annotations(self.gt, str(val_ann))
+        self.dataset = YTVISDataset(annotations, val_images, img_size=tuple(cfg.img_size), augment=None)
 
     def video_metrics(self, model: YoloV4Plus1, categories: list[dict]) -> dict[str, float]:
         """The official video AP of tracked results on the held-out videos (what users are judged by)."""
