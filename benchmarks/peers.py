@@ -6,7 +6,8 @@ MaskTrack R-CNN), at 416x416, batch 1, in one process.
     python benchmarks/peers.py [--repeats 5] [--threads 2]
 
 Per network: forward ms/frame (median of --repeats after 2 warm-ups, eval mode, no NMS or mask pasting),
-GFLOPs (torch.utils.flop_counter, a multiply-add = 2 FLOPs), the GFLOP/s it achieves, and the machine's
+GFLOPs (torch.utils.flop_counter, a multiply-add = 2 FLOPs), the GFLOP/s it achieves (BN folded into the convs
+for ours and YOLOv8, as both inference paths do), and the machine's
 float32 matrix-multiply GFLOP/s as the ceiling. What "forward" covers differs by design: ours and YOLOv8 are one
 pass (boxes, classes and mask features); Mask R-CNN's forward includes its RPN, RoI heads and mask head on up to
 100 detections.
@@ -23,6 +24,7 @@ from forward import gflops, median_ms  # benchmarks/forward.py, beside this scri
 
 from yolovis.config import ModelConfig
 from yolovis.model import build_model
+from yolovis.model.fuse import fuse_conv_bn
 
 
 def matmul_ceiling(n: int = 2048, repeats: int = 5) -> float:
@@ -32,14 +34,15 @@ def matmul_ceiling(n: int = 2048, repeats: int = 5) -> float:
 
 def networks(num_classes: int):
     for scale in ("tiny", "small", "full"):
-        yield f"yolovis {scale}", build_model(ModelConfig(scale=scale, num_classes=num_classes)).eval(), "ours"
+        model = build_model(ModelConfig(scale=scale, num_classes=num_classes)).eval()
+        yield f"yolovis {scale} (BN folded)", fuse_conv_bn(model), "ours"
     try:
         os.environ.setdefault("YOLO_OFFLINE", "1")
         from ultralytics import YOLO
 
         for size in ("n", "l"):
             model = YOLO(f"yolov8{size}-seg.yaml").model.eval()  # built from its yaml: no weights downloaded
-            yield f"YOLOv8{size}-seg", model, "ultralytics"
+            yield f"YOLOv8{size}-seg (BN folded)", model.fuse(verbose=False), "ultralytics"  # as its predictor does
     except ImportError:
         print("# ultralytics not installed: YOLOv8-seg rows skipped (see the docstring for the install line)")
     from torchvision.models.detection import maskrcnn_resnet50_fpn

@@ -107,3 +107,29 @@ def test_rejects_bad_inputs():
 def test_anchors_follow_input_size():
     model = build_model(ModelConfig(scale="tiny", num_classes=3, anchor_img_size=416))
     torch.testing.assert_close(model.anchors_for(832, 640), model.anchors * 2)
+
+
+def test_fused_model_computes_the_same_outputs():
+    from yolovis.model.fuse import fuse_conv_bn
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(scale="tiny", num_classes=3))
+    for m in model.modules():  # non-trivial BN statistics, so that folding them matters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    x = torch.rand(1, 3, 64, 96)
+    rois = [torch.tensor([[4.0, 4.0, 60.0, 50.0]])]
+    with torch.no_grad():
+        before = model(x, rois=rois)
+        fuse_conv_bn(model)
+        after = model(x, rois=rois)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    for a, b in zip(before.predictions + before.embeddings, after.predictions + after.embeddings, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(before.mask_logits, after.mask_logits, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="eval mode"):
+        fuse_conv_bn(build_model(ModelConfig(scale="tiny", num_classes=3)))

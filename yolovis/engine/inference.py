@@ -14,6 +14,7 @@ from yolovis.errors import UserError
 from yolovis.fileio import atomic_torch_save
 from yolovis.model.detections import Detections
 from yolovis.model.detector import YoloV4Plus1, build_model
+from yolovis.model.fuse import fuse_conv_bn
 from yolovis.model.postprocess import Postprocess
 
 CHECKPOINT_FORMAT = "yolovis-checkpoint-1"
@@ -102,6 +103,8 @@ class Detector:
             model.load_state_dict(weights)
         except RuntimeError as e:
             raise UserError(f"{path}: weights do not fit the saved config ({str(e).splitlines()[0]})") from None
+        model.eval()
+        fuse_conv_bn(model)  # a detector never trains: fold BN into the convs, one layer less per block
         return cls(model, config, ckpt["categories"], device, img_size, half)
 
     @property
