@@ -33,18 +33,16 @@ def demo_config(device: torch.device, minutes: float) -> Config:
     return cfg
 
 
-def feature_map_figure(model, image: np.ndarray, cfg: Config, path: Path) -> None:
+def feature_map_figure(detector, image: np.ndarray, path: Path) -> None:
     """Mean absolute activation of the backbone's b2..b5 (top row) and the neck's n2..n5 (bottom row)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from yolovis.data.letterbox import letterbox_image
-
-    h, w = cfg.img_size
-    letterboxed, _ = letterbox_image(image, h, w)
-    x = torch.from_numpy(letterboxed).permute(2, 0, 1)[None].float().div(255).to(next(model.parameters()).device)
+    model = detector.model
+    x, _ = detector.preprocess([image])  # (1, 3, H, W), letterboxed as the detector sees it
+    letterboxed = (x[0].float().permute(1, 2, 0) * 255).round().byte().cpu().numpy()
     with torch.no_grad():
         b2, b3, b4, b5 = model.backbone(x)
         features = model.neck([b2, b3, b4, model.spp(b5)])
@@ -68,7 +66,7 @@ def run_demo(out_dir: str | os.PathLike, minutes: float = 8.0, device: str | Non
     from yolovis.data.anchors_kmeans import fit_anchors
     from yolovis.data.annotations import load_vis_annotations, read_json
     from yolovis.engine.inference import Detector
-    from yolovis.engine.predict import TrackOptions, predict_videos, track_source
+    from yolovis.engine.predict import TrackOptions, predict_videos, track_video
     from yolovis.engine.train import train
     from yolovis.eval.plots import write_plots
     from yolovis.eval.ytvis_eval import evaluate_vis, format_table
@@ -106,12 +104,12 @@ def run_demo(out_dir: str | os.PathLike, minutes: float = 8.0, device: str | Non
 
     print("[4/5] one held-out video -> overlay.mp4, and the pyramid's feature maps")
     video_dir = data / "held_out" / "JPEGImages" / "video_0000"
-    track_source(run / "last.pt", video_dir, out / "track", TrackOptions(device=str(dev)))
+    track_video(detector, video_dir, out / "track", TrackOptions(device=str(dev)))  # the detector loaded above
     shutil.copyfile(out / "track" / "overlay.mp4", out / "overlay.mp4")
     from yolovis.engine.video import open_source
 
     _, frame = next(iter(open_source(video_dir)))
-    feature_map_figure(detector.model, frame, detector.config, plots / "feature_maps.png")
+    feature_map_figure(detector, frame, plots / "feature_maps.png")
     save_config(detector.config, out / "config.yaml")
 
     m = evaluation.metrics

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from yolovis.config import Config, ConfigError, ModelConfig, from_dict, to_dict
-from yolovis.data.letterbox import letterbox_image
+from yolovis.data.letterbox import LetterboxInfo, letterbox_image
 from yolovis.errors import UserError
 from yolovis.fileio import atomic_torch_save
 from yolovis.model.detections import Detections
@@ -111,10 +111,13 @@ class Detector:
     def num_classes(self) -> int:
         return self.model.num_classes
 
-    @torch.no_grad()
-    def __call__(self, frames: list[np.ndarray]) -> list[Detections]:
-        if not frames:
-            return []
+    @property
+    def category_ids(self) -> list[int]:
+        """Dataset category id of each contiguous training label (what results files carry)."""
+        return [c["id"] for c in self.categories]
+
+    def preprocess(self, frames: list[np.ndarray]) -> tuple[torch.Tensor, list[LetterboxInfo]]:
+        """Frames (list of (H, W, 3) uint8 RGB) -> the network's input batch (B, 3, H, W) and each letterbox."""
         height, width = self.img_size
         images, letterboxes = [], []
         for i, frame in enumerate(frames):
@@ -129,6 +132,13 @@ class Detector:
         batch = batch / 255.0
         if self.device.type == "cuda":
             batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch, letterboxes
+
+    @torch.no_grad()
+    def __call__(self, frames: list[np.ndarray]) -> list[Detections]:
+        if not frames:
+            return []
+        batch, letterboxes = self.preprocess(frames)
         with torch.autocast("cuda", enabled=self.half):
             output = self.model(batch)
             detections = self.postprocess(output, self.model.mask_head, letterboxes)

@@ -148,7 +148,7 @@ class VideoTracker:
             self.length = frames.decoded
 
     def results(self, video_id: int = 1) -> list[dict]:
-        return self.tracker.results(video_id, self.length, [c["id"] for c in self.detector.categories])
+        return self.tracker.results(video_id, self.length, self.detector.category_ids)
 
 
 def annotation_frames(ann: VISAnnotations, video: VideoRecord, images_dir: Path) -> Iterator[tuple[int, np.ndarray]]:
@@ -173,14 +173,13 @@ def predict_videos(
     ann = ann if isinstance(ann, VISAnnotations) else load_vis_annotations(ann)
     root = Path(images_dir) if images_dir is not None else Path(ann.source).parent / "JPEGImages"
     tracker_cfg = tracker_cfg or detector.config.track
-    label_to_category = [c["id"] for c in detector.categories]
     wanted = set(video_ids) if video_ids is not None else None
     results: list[dict] = []
     for video in ann.videos:
         if wanted is not None and video.id not in wanted:
             continue
         tracker = track_frames(detector, annotation_frames(ann, video, root), tracker_cfg, batch_size)
-        results += tracker.results(video.id, video.length, label_to_category)
+        results += tracker.results(video.id, video.length, detector.category_ids)
         if progress is not None:
             progress(video.length)
     return results
@@ -227,7 +226,7 @@ def track_video(detector: Detector, source: str | os.PathLike, out_dir: str | os
     out = Path(out_dir)
     frames = open_source(source, options.stride)
     names = [c["name"] for c in detector.categories]
-    category_ids = [c["id"] for c in detector.categories]
+    category_ids = detector.category_ids
     tracker = GreedyTracker(detector.config.track)
     mot = MotWriter(out / "tracks.txt")
     writer = VideoWriter(out / "overlay.mp4", frames.fps / options.stride) if options.video else None
@@ -294,11 +293,11 @@ def predict_file(
     try:
         ann = load_vis_annotations(ann_file)
         detector = load_detector(checkpoint, options)
-        mine = [v.id for k, v in enumerate(ann.videos) if k % world == rank]
-        total = sum(v.length for k, v in enumerate(ann.videos) if k % world == rank)
+        mine = [v for k, v in enumerate(ann.videos) if k % world == rank]
+        total = sum(v.length for v in mine)
         with tqdm(total=total, desc=f"predict (rank {rank})", unit="frame", disable=rank != 0) as bar:
-            results = predict_videos(detector, ann, images_dir, detector.config.track, options.batch_size, mine,
-                                     progress=bar.update)  # fmt: skip
+            results = predict_videos(detector, ann, images_dir, detector.config.track, options.batch_size,
+                                     [v.id for v in mine], progress=bar.update)  # fmt: skip
         if world > 1:
             gathered: list = [None] * world
             dist.all_gather_object(gathered, results)
