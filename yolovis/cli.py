@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from yolovis import __version__
 from yolovis.errors import UserError
@@ -69,18 +70,51 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="write a synthetic dataset in the YouTube-VIS layout")
     p.add_argument("out", help="output folder: OUT/JPEGImages/<video>/<frame>.jpg and OUT/instances.json")
     p.add_argument("--videos", type=int, default=10)
-    p.add_argument("--frames", type=int, default=20, help="frames per video")
+    p.add_argument("--frames", type=int, default=None, help="frames per video (20; 60 with --hard)")
     p.add_argument("--classes", type=int, default=3, help="number of object classes (1 to 8)")
     p.add_argument("--size", type=_frame_size, default=(320, 240), help="frame size WxH (default 320x240)")
     p.add_argument("--seed", type=int, default=0)
+    hard = p.add_argument_group("harder videos, for trackers (all off by default)")
+    hard.add_argument("--hard", action="store_true",
+                      help="60 frames, 4-8 bouncing objects, fast motion, crowds 0.5, exits 0.3, 2 occluders (the "
+                           "options below and --frames override it)")  # fmt: skip
+    hard.add_argument("--objects", type=_range(int), default=None, metavar="MIN-MAX", help="objects per video (1-4)")
+    hard.add_argument("--speed", type=_range(float), default=None, metavar="MIN-MAX",
+                      help="speed per frame, fraction of the frame diagonal (0.01-0.035)")  # fmt: skip
+    hard.add_argument("--crowd", type=float, default=None, metavar="P", help="videos whose objects share one class")
+    hard.add_argument("--exits", type=float, default=None, metavar="P", help="objects that leave and come back")
+    hard.add_argument("--occluders", type=int, default=None, metavar="N", help="static bars hiding objects")
     p.set_defaults(handler=_synth)
 
 
+def _range(kind: type):
+    def parse(text: str) -> tuple:
+        try:
+            low, high = (kind(v) for v in text.split("-")) if "-" in text else (kind(text),) * 2
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a range MIN-MAX") from None
+        return low, high
+
+    return parse
+
+
 def _synth(args: argparse.Namespace) -> None:
-    from yolovis.data.synth import SynthConfig, generate
+    import dataclasses
+
+    from yolovis.data.synth import HARD, SynthConfig, generate
 
     w, h = args.size
-    cfg = SynthConfig(videos=args.videos, frames=args.frames, classes=args.classes, width=w, height=h, seed=args.seed)
+    options = dict(HARD) if args.hard else {}
+    if args.frames is not None:
+        options["frames"] = args.frames
+    for key, value in (("crowd_prob", args.crowd), ("exit_prob", args.exits), ("occluders", args.occluders),
+                       ("speed", args.speed)):  # fmt: skip
+        if value is not None:
+            options[key] = value
+    if args.objects is not None:
+        options["min_objects"], options["max_objects"] = args.objects
+    cfg = dataclasses.replace(SynthConfig(videos=args.videos, classes=args.classes, width=w, height=h,
+                                          seed=args.seed), **options)  # fmt: skip
     data = generate(args.out, cfg)
     n_frames = sum(v["length"] for v in data["videos"])
     print(f"wrote {len(data['videos'])} videos, {n_frames} frames, {len(data['annotations'])} tracks to {args.out}")
@@ -260,6 +294,46 @@ def _predict(args: argparse.Namespace) -> None:
         print(f"{len(results)} tracks -> {args.out}" + (" and its .zip" if args.zip else ""))
 
 
+# ----------------------------------------------------------------------------------------------- diagnose
+def _add_diagnose(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("diagnose", help="frame AP, tracker video AP and perfect-association video AP, side by side")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("ann", metavar="ANN.json", help="annotated videos (YouTube-VIS, .json or .json.gz)")
+    p.add_argument("--images", default=None, help="image root (default: JPEGImages/ next to ANN.json)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write diagnosis.json, results_tracker.json, results_oracle.json, config.yaml")  # fmt: skip
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key of the checkpoint, e.g. track.method=greedy")  # fmt: skip
+    _add_inference_options(p)
+    p.set_defaults(handler=_diagnose)
+
+
+def _diagnose(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from yolovis.config import merge, parse_override, save_config
+    from yolovis.data.annotations import load_vis_annotations
+    from yolovis.engine.diagnose import diagnose, format_diagnosis
+    from yolovis.engine.predict import load_detector
+    from yolovis.fileio import atomic_write_json
+
+    detector = load_detector(args.checkpoint, _inference_options(args))
+    for text in args.set:
+        detector.config = merge(detector.config, parse_override(text), f"--set {text}")
+    total = load_vis_annotations(args.ann).num_frames
+    with tqdm(total=total, desc="detect", unit="frame", dynamic_ncols=True) as bar:
+        diagnosis, _ = diagnose(detector, args.ann, args.images, batch_size=args.batch, progress=bar.update)
+    print(format_diagnosis(diagnosis))
+    if args.out is not None:
+        out = Path(args.out)
+        results = diagnosis.pop("results")
+        atomic_write_json(out / "results_tracker.json", results["tracker"])
+        atomic_write_json(out / "results_oracle.json", results["oracle"])
+        atomic_write_json(out / "diagnosis.json", diagnosis, indent=2)
+        save_config(detector.config, out / "config.yaml")
+        print(f"wrote {out / 'diagnosis.json'} (and both results files)")
+
+
 # --------------------------------------------------------------------------------------------------- demo
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="synthetic data -> train -> track -> official metrics, in about 10 minutes")
@@ -292,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_track(sub)
     _add_predict(sub)
     _add_evaluate(sub)
+    _add_diagnose(sub)
     return parser
 
 

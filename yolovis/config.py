@@ -93,14 +93,26 @@ class TrainConfig:
 
 @dataclass
 class TrackerConfig:
+    # "greedy": the paper's tracker (SPEC §4); "memory": motion, two stages, global assignment, lost tracks
+    # kept and re-found, appearance when the model has association embeddings (docs/tracking.md).
+    method: str = "greedy"
     gate: float = 0.99  # tau: a pair costing more is never matched (the original's 0.99: IoU > 0.01)
     margin: float = 0.01  # gamma, the Lonely Best Friend margin (the original's 0.01)
     class_penalty: float = 0.5  # added to the cost of a pair whose labels differ (0: ignore classes, as the code)
-    detection_threshold: float = 0.3  # detections scoring less are not tracked (see docs/tracking.md)
+    detection_threshold: float = 0.3  # detections scoring less are not tracked (memory: not in stage one)
     new_tracks: bool = True  # unmatched detections start tracks (the original dropped those that failed 2-3)
     max_age: int = 10  # frames a lost track keeps its last appearance for matching
     min_length: int = 3  # tracks seen on fewer frames are dropped from the results
     min_score: float = 0.0  # tracks whose mean detection score is lower are dropped from the results
+    # memory only:
+    assignment: str = "hungarian"  # "hungarian" (one global assignment) or "greedy" (the paper's rules)
+    motion: str = "kalman"  # "kalman": masks move by the predicted box displacement; "none": last mask as is
+    low_threshold: float = 0.1  # stage two takes detections in [low, detection_threshold); 0 = one stage
+    low_gate: float = 0.5  # stage two's gate (weak detections must overlap a track well)
+    new_track_threshold: float = 0.3  # unmatched detections scoring less start no track
+    max_jump: float = 2.0  # stage three: a track seen a frame ago may jump this many box sizes; 0 = off
+    appearance_weight: float = 0.5  # share of the appearance distance in the cost, where embeddings exist
+    embedding_momentum: float = 0.9  # a track's embedding: this much of the old one, the rest the new
 
 
 @dataclass

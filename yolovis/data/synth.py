@@ -57,6 +57,12 @@ class SynthConfig:
     empty_prob: float = 0.3  # videos with 1-2 frames without any object
     min_area: int = 16  # visible pixels below which an instance counts as absent (null)
     jpeg_quality: int = 90
+    # Harder videos for trackers (`yolovis synth --hard`); all off by default, and then no random draw is made
+    # for them, so the default data stay byte for byte what they were.
+    crowd_prob: float = 0.0  # videos whose objects are all of one class
+    exit_prob: float = 0.0  # objects that leave the frame, stay out a few frames and come back
+    occluders: int = 0  # static opaque bars in front of everything, hiding objects that pass behind them
+    bounce: bool = False  # objects bounce off the frame's edges (long videos keep their objects)
 
     def check(self) -> None:
         if self.videos < 1 or self.frames < 1:
@@ -67,6 +73,22 @@ class SynthConfig:
             raise UserError(f"synth: --size {self.width}x{self.height} is too small (at least 32x32)")
         if not 1 <= self.min_objects <= self.max_objects:
             raise UserError("synth: need 1 <= min_objects <= max_objects")
+        if not 0 < self.speed[0] <= self.speed[1]:
+            raise UserError(f"synth: --speed {self.speed[0]}-{self.speed[1]}: need 0 < min <= max")
+        if self.occluders < 0 or not (0 <= self.crowd_prob <= 1 and 0 <= self.exit_prob <= 1):
+            raise UserError("synth: --occluders must be >= 0, --crowd and --exits probabilities in [0, 1]")
+
+
+HARD = {  # `yolovis synth --hard`: long videos, fast motion, same-class crowds, occluders, exits and returns
+    "frames": 60,
+    "min_objects": 4,
+    "max_objects": 8,
+    "speed": (0.02, 0.05),
+    "crowd_prob": 0.5,
+    "exit_prob": 0.3,
+    "occluders": 2,
+    "bounce": True,
+}
 
 
 @dataclass
@@ -127,7 +149,15 @@ def _trajectory(cfg: SynthConfig, rng: np.random.Generator, class_index: int, cr
     else:
         start = np.array([rng.uniform(0.15, 0.85) * w, rng.uniform(0.15, 0.85) * h])
     wobble = rng.uniform(0, 0.01 * diag) * np.sin(t[:, None] * rng.uniform(0.2, 0.6) + rng.uniform(0, 6, 2))
-    centers = start + velocity * t[:, None] + wobble
+    path = t
+    leaves = cross is None and cfg.exit_prob > 0 and rng.random() < cfg.exit_prob
+    if leaves:
+        path = _out_and_back(cfg, rng, start, velocity, r0, t)
+    centers = start + velocity * path[:, None] + wobble
+    if cfg.bounce and not leaves:
+        low = np.full(2, r0)
+        span = np.maximum(np.array([w, h]) - 2 * r0, 1.0)
+        centers = low + span - np.abs((centers - low) % (2 * span) - span)  # reflected at the edges
     radii = r0 * (1 + rng.uniform(0, 0.3) * np.sin(t * rng.uniform(0.1, 0.4) + rng.uniform(0, 6)))
     angles = rng.uniform(0, 2 * np.pi) + rng.uniform(-0.12, 0.12) * t
     visible = np.ones(cfg.frames, dtype=bool)
@@ -138,9 +168,40 @@ def _trajectory(cfg: SynthConfig, rng: np.random.Generator, class_index: int, cr
     return Trajectory(random_look(class_index, rng), centers, radii, angles, visible)
 
 
+def _out_and_back(
+    cfg: SynthConfig, rng: np.random.Generator, start: np.ndarray, velocity: np.ndarray, radius: float, t: np.ndarray
+) -> np.ndarray:
+    """Time along the path of an object that leaves the frame, stays out 2-10 frames and comes back the way it
+    went (its velocity reverses out of sight): the identity must be found again, motion alone cannot."""
+    size = np.array([cfg.width, cfg.height], dtype=np.float64)
+    with np.errstate(divide="ignore"):  # frames until the centre is a radius beyond the edge, per axis
+        until = np.where(velocity > 0, (size + radius - start) / velocity, (-radius - start) / velocity)
+    t_out = float(np.min(until[np.isfinite(until)], initial=np.inf))
+    t_turn = t_out + rng.uniform(1, 5)
+    return np.where(t <= t_turn, t, 2 * t_turn - t)
+
+
+def _occluders(cfg: SynthConfig, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Static bars (mask, RGB texture) as wide as a large object, cut from another photograph."""
+    bars = []
+    for _ in range(cfg.occluders):
+        bar_w = int(rng.uniform(0.12, 0.25) * cfg.width)
+        bar_h = int(rng.uniform(0.5, 1.0) * cfg.height)
+        x0 = int(rng.uniform(0, cfg.width - bar_w))
+        y0 = int(rng.uniform(0, cfg.height - bar_h + 1))
+        mask = np.zeros((cfg.height, cfg.width), dtype=bool)
+        mask[y0 : y0 + bar_h, x0 : x0 + bar_w] = True
+        photo = _photo(BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))])
+        texture = cv2.resize(photo, (cfg.width, cfg.height), interpolation=cv2.INTER_AREA)
+        bars.append((mask, texture))
+    return bars
+
+
 def _video_objects(cfg: SynthConfig, rng: np.random.Generator) -> list[Trajectory]:
     n = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
     classes = [int(c) for c in rng.integers(0, cfg.classes, n)]
+    if cfg.crowd_prob > 0 and rng.random() < cfg.crowd_prob:
+        classes = [classes[0]] * n  # a same-class crowd: only motion and memory tell them apart
     objects = []
     if n >= 2 and cfg.frames >= 3 and rng.random() < cfg.crossing_prob:
         classes[1] = classes[0]
@@ -166,13 +227,19 @@ def render_video(cfg: SynthConfig, index: int) -> tuple[list[np.ndarray], list[T
         first = int(rng.integers(1, cfg.frames - gap))
         for obj in objects:
             obj.visible[first : first + gap] = False
+    bars = _occluders(cfg, rng) if cfg.occluders > 0 else []
+    in_front = np.zeros((cfg.height, cfg.width), dtype=bool)
+    for mask, _ in bars:
+        in_front |= mask
     visible_masks: list[list] = [[None] * cfg.frames for _ in objects]
     for t, frame in enumerate(frames):
         full = [
             draw_object(frame, o.look, *o.centers[t], o.radii[t], o.angles[t]) if o.visible[t] else None
             for o in objects
         ]
-        covered = np.zeros((cfg.height, cfg.width), dtype=bool)
+        for mask, texture in bars:
+            frame[mask] = texture[mask]
+        covered = in_front.copy()
         for k in range(len(objects) - 1, -1, -1):  # front to back: what is in front hides what is behind
             if full[k] is None:
                 continue

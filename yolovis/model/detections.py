@@ -15,12 +15,14 @@ class Detections:
     scores: (N,)   float32, objectness x class probability, in [0, 1]
     labels: (N,)   int64, contiguous training labels 0..K-1
     masks:  (N, H, W) bool, pasted at the original frame size H x W
+    embeddings: (N, D) float32 L2-normalised association embeddings, or None when the model has no such head
     """
 
     boxes: torch.Tensor
     scores: torch.Tensor
     labels: torch.Tensor
     masks: torch.Tensor
+    embeddings: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n = self.boxes.shape[0]
@@ -31,6 +33,8 @@ class Detections:
             )
         if self.masks.dim() != 3 or self.masks.shape[0] != n:
             raise ValueError(f"Detections: masks must be (N, H, W) with N={n}, got {tuple(self.masks.shape)}")
+        if self.embeddings is not None and (self.embeddings.dim() != 2 or self.embeddings.shape[0] != n):
+            raise ValueError(f"Detections: embeddings must be (N, D) with N={n}, got {tuple(self.embeddings.shape)}")
 
     @classmethod
     def empty(cls, height: int, width: int, device: torch.device | str = "cpu") -> Detections:
@@ -52,10 +56,14 @@ class Detections:
     def __getitem__(self, index: int | slice | torch.Tensor) -> Detections:
         if isinstance(index, int):
             index = slice(index, index + 1) if index != -1 else slice(-1, None)
-        return Detections(self.boxes[index], self.scores[index], self.labels[index], self.masks[index])
+        emb = self.embeddings[index] if self.embeddings is not None else None
+        return Detections(self.boxes[index], self.scores[index], self.labels[index], self.masks[index], emb)
 
     def to(self, device: torch.device | str) -> Detections:
-        return Detections(self.boxes.to(device), self.scores.to(device), self.labels.to(device), self.masks.to(device))
+        emb = self.embeddings.to(device) if self.embeddings is not None else None
+        return Detections(
+            self.boxes.to(device), self.scores.to(device), self.labels.to(device), self.masks.to(device), emb
+        )
 
     @staticmethod
     def cat(items: list[Detections]) -> Detections:
@@ -66,4 +74,5 @@ class Detections:
             torch.cat([d.scores for d in items]),
             torch.cat([d.labels for d in items]),
             torch.cat([d.masks for d in items]),
+            torch.cat([d.embeddings for d in items]) if all(d.embeddings is not None for d in items) else None,
         )

@@ -11,48 +11,12 @@ advance before the first detection and advanced once per track on empty frames; 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from yolovis.config import TrackerConfig
 from yolovis.model.detections import Detections
 from yolovis.track.mask_iou import encode_masks, mask_iou
-from yolovis.track.results import tracks_to_results
-
-
-@dataclass(slots=True)
-class Appearance:
-    """What a track keeps of one frame: the mask as an RLE (never the bitmap), score, label, box (xyxy)."""
-
-    rle: dict
-    score: float
-    label: int
-    box: tuple[float, float, float, float]
-
-
-@dataclass
-class Track:
-    track_id: int
-    frames: dict[int, Appearance] = field(default_factory=dict)  # frame index -> appearance
-    last_frame: int = -1
-
-    @property
-    def last(self) -> Appearance:
-        return self.frames[self.last_frame]
-
-    @property
-    def score(self) -> float:
-        return float(np.mean([a.score for a in self.frames.values()]))
-
-    @property
-    def label(self) -> int:
-        """Vote over frames; ties go to the label with the higher total score."""
-        votes: dict[int, tuple[int, float]] = {}
-        for a in self.frames.values():
-            n, s = votes.get(a.label, (0, 0.0))
-            votes[a.label] = (n + 1, s + a.score)
-        return max(votes, key=lambda k: votes[k])
+from yolovis.track.results import Appearance, Track, tracks_to_results
 
 
 def greedy_match(cost: np.ndarray, gate: float, margin: float) -> list[tuple[int, int]]:

@@ -12,6 +12,8 @@ does it ~3x faster than numpy's (~17 ms against ~58 ms for the 50 masks above), 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 import torch
@@ -39,3 +41,62 @@ def mask_iou(a: list[dict], b: list[dict]) -> np.ndarray:
     if not a or not b:
         return np.zeros((len(a), len(b)), dtype=np.float64)
     return np.asarray(mask_utils.iou(a, b, [0] * len(b)), dtype=np.float64).reshape(len(a), len(b))
+
+
+@dataclass(slots=True)
+class MaskCrop:
+    """A mask kept as the bitmap of its bounding rectangle: what a live track needs to compare itself with the
+    next frame's masks after moving (a full-frame bitmap per track would cost H x W bytes each)."""
+
+    bitmap: np.ndarray  # (h, w) bool
+    x0: int
+    y0: int
+    area: int
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray, box: tuple[int, int, int, int]) -> MaskCrop:
+        """The part of a full-frame (H, W) bool mask inside the integer xyxy rectangle `box` (its RLE's bbox)."""
+        x0, y0, x1, y1 = box
+        bitmap = np.ascontiguousarray(mask[y0:y1, x0:x1])
+        return cls(bitmap, x0, y0, int(bitmap.sum()))
+
+
+def rle_boxes(rles: list[dict], height: int, width: int) -> np.ndarray:
+    """(N, 4) int64 xyxy rectangles that hold each RLE's pixels (pycocotools' bbox, no decoding)."""
+    if not rles:
+        return np.zeros((0, 4), dtype=np.int64)
+    xywh = np.asarray(mask_utils.toBbox(rles), dtype=np.float64).reshape(-1, 4)
+    x0 = np.floor(xywh[:, 0])
+    y0 = np.floor(xywh[:, 1])
+    x1 = np.minimum(np.ceil(xywh[:, 0] + xywh[:, 2]), width)
+    y1 = np.minimum(np.ceil(xywh[:, 1] + xywh[:, 3]), height)
+    return np.stack([x0, y0, x1, y1], axis=1).astype(np.int64)
+
+
+def shifted_crop_iou(dets: list[MaskCrop], tracks: list[MaskCrop], shifts: np.ndarray) -> np.ndarray:
+    """(len(dets), len(tracks)) mask IoU of each detection with each track's mask moved by its (dx, dy) shift.
+
+    Only pairs whose rectangles overlap after the shift are compared (the others are 0), each on the overlap of
+    the two rectangles, so the cost is the overlapping area, not the frame's. Shifts are rounded to pixels.
+    """
+    iou = np.zeros((len(dets), len(tracks)), dtype=np.float64)
+    if not dets or not tracks:
+        return iou
+    shifts = np.rint(np.asarray(shifts, dtype=np.float64).reshape(len(tracks), 2)).astype(np.int64)
+    d_rect = np.array([[d.x0, d.y0, d.x0 + d.bitmap.shape[1], d.y0 + d.bitmap.shape[0]] for d in dets])
+    t_rect = np.array([[t.x0, t.y0, t.x0 + t.bitmap.shape[1], t.y0 + t.bitmap.shape[0]] for t in tracks])
+    t_rect = t_rect + np.concatenate([shifts, shifts], axis=1)
+    left = np.maximum(d_rect[:, None, 0], t_rect[None, :, 0])
+    top = np.maximum(d_rect[:, None, 1], t_rect[None, :, 1])
+    right = np.minimum(d_rect[:, None, 2], t_rect[None, :, 2])
+    bottom = np.minimum(d_rect[:, None, 3], t_rect[None, :, 3])
+    for i, j in zip(*np.nonzero((right > left) & (bottom > top)), strict=True):
+        d, t = dets[i], tracks[j]
+        l, r, u, b = left[i, j], right[i, j], top[i, j], bottom[i, j]
+        a = d.bitmap[u - d.y0 : b - d.y0, l - d.x0 : r - d.x0]
+        ty0, tx0 = t_rect[j, 1], t_rect[j, 0]
+        c = t.bitmap[u - ty0 : b - ty0, l - tx0 : r - tx0]
+        inter = int(np.count_nonzero(a & c))
+        union = d.area + t.area - inter
+        iou[i, j] = inter / union if union > 0 else 0.0
+    return iou

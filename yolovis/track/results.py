@@ -1,14 +1,49 @@
-"""Tracks -> YouTube-VIS results (SPEC §5): one entry per kept track, exactly `length` segmentations per entry
-(a compressed RLE with str counts where the track was seen, null elsewhere), the category voted over the frames,
-the score the mean detection score."""
+"""What a track keeps of each frame, and tracks -> YouTube-VIS results (SPEC §5).
+
+Results: one entry per kept track, exactly `length` segmentations per entry (a compressed RLE with str counts
+where the track was seen, null elsewhere), the category voted over the frames, the score the mean detection
+score. Every tracker (greedy, memory, the oracle of `yolovis diagnose`) records its tracks as `Track`s."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
-if TYPE_CHECKING:
-    from yolovis.track.greedy import Track
+import numpy as np
+
+
+@dataclass(slots=True)
+class Appearance:
+    """What a track keeps of one frame: the mask as an RLE (never the bitmap), score, label, box (xyxy)."""
+
+    rle: dict
+    score: float
+    label: int
+    box: tuple[float, float, float, float]
+
+
+@dataclass
+class Track:
+    track_id: int
+    frames: dict[int, Appearance] = field(default_factory=dict)  # frame index -> appearance
+    last_frame: int = -1
+
+    @property
+    def last(self) -> Appearance:
+        return self.frames[self.last_frame]
+
+    @property
+    def score(self) -> float:
+        return float(np.mean([a.score for a in self.frames.values()]))
+
+    @property
+    def label(self) -> int:
+        """Vote over frames; ties go to the label with the higher total score."""
+        votes: dict[int, tuple[int, float]] = {}
+        for a in self.frames.values():
+            n, s = votes.get(a.label, (0, 0.0))
+            votes[a.label] = (n + 1, s + a.score)
+        return max(votes, key=lambda k: votes[k])
 
 
 def rle_to_json(rle: dict) -> dict:

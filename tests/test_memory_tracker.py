@@ -1,0 +1,200 @@
+"""The memory tracker and its parts: the Kalman filter against the textbook equations, shifted mask IoU against a
+full-frame reference, and scenarios the paper's greedy tracker loses (crossings, occlusions, weak detections)."""
+
+import numpy as np
+import pytest
+import torch
+from test_tracker import H, W, dets
+
+from yolovis.config import TrackerConfig
+from yolovis.model.detections import Detections
+from yolovis.track import kalman
+from yolovis.track.build import build_tracker
+from yolovis.track.greedy import GreedyTracker
+from yolovis.track.mask_iou import MaskCrop, encode_masks, rle_boxes, shifted_crop_iou
+from yolovis.track.memory import MemoryTracker, assign
+
+
+def memory(**changes) -> TrackerConfig:
+    return TrackerConfig(method="memory", min_length=1, **changes)
+
+
+def run(frames: list[Detections], cfg: TrackerConfig) -> tuple[MemoryTracker, list[list[int]]]:
+    tracker = build_tracker(cfg)
+    return tracker, [tracker.update(t, d) for t, d in enumerate(frames)]
+
+
+# ------------------------------------------------------------------ Kalman filter
+def test_kalman_update_is_the_textbook_formula():
+    mean, cov = kalman.initiate(np.array([[10.0, 20.0, 30.0, 60.0]]))
+    mean, cov = kalman.predict(mean, cov)
+    z = np.array([[12.0, 21.0, 33.0, 62.0]])
+    new_mean, new_cov = kalman.update(mean, cov, z)
+    h = np.eye(4, 8)
+    w, hh = mean[0, 2], mean[0, 3]
+    r = np.diag((kalman.STD_POSITION * np.array([w, hh, w, hh])) ** 2)
+    p = cov[0]
+    k = p @ h.T @ np.linalg.inv(h @ p @ h.T + r)
+    np.testing.assert_allclose(new_mean[0], mean[0] + k @ (kalman.xyxy_to_cxcywh(z)[0] - h @ mean[0]), rtol=1e-9)
+    np.testing.assert_allclose(new_cov[0], (np.eye(8) - k @ h) @ p, rtol=1e-9, atol=1e-9)
+
+
+def test_kalman_learns_a_constant_velocity():
+    box = np.array([[0.0, 0.0, 20.0, 10.0]])
+    mean, cov = kalman.initiate(box)
+    for t in range(1, 15):
+        mean, cov = kalman.predict(mean, cov)
+        mean, cov = kalman.update(mean, cov, box + [3.0 * t, -1.0 * t, 3.0 * t, -1.0 * t])
+    mean, _ = kalman.predict(mean, cov)
+    np.testing.assert_allclose(kalman.cxcywh_to_xyxy(mean[:, :4])[0], box[0] + [45, -15, 45, -15], atol=0.5)
+
+
+# ------------------------------------------------------------------ masks
+def _shift_full(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    ys, xs = ys + dy, xs + dx
+    inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    out[ys[inside], xs[inside]] = True
+    return out
+
+
+def test_shifted_crop_iou_equals_a_full_frame_reference():
+    rng = np.random.default_rng(0)
+    h, w = 50, 70
+    masks = np.zeros((6, h, w), dtype=bool)
+    for k in range(6):
+        x0, y0 = rng.integers(5, 40), rng.integers(5, 25)
+        masks[k, y0 : y0 + rng.integers(5, 20), x0 : x0 + rng.integers(5, 25)] = rng.random() < 2  # filled
+        masks[k] &= rng.random((h, w)) < 0.8  # ragged
+    rles = encode_masks(masks)
+    rects = rle_boxes(rles, h, w)
+    crops = [MaskCrop.from_mask(m, tuple(r)) for m, r in zip(masks, rects, strict=True)]
+    shifts = np.array([[3, -2], [0, 0], [-7, 4]])
+    got = shifted_crop_iou(crops[:3], crops[3:], shifts)
+    for i in range(3):
+        for j in range(3):
+            b = _shift_full(masks[3 + j], *shifts[j])  # shifted inside the frame: nothing falls out here
+            assert b.sum() == masks[3 + j].sum()
+            union = (masks[i] | b).sum()
+            assert got[i, j] == pytest.approx((masks[i] & b).sum() / union if union else 0.0)
+    assert shifted_crop_iou([], crops, np.zeros((6, 2))).shape == (0, 6)
+
+
+def test_rle_boxes_hold_every_pixel():
+    masks = np.zeros((2, H, W), dtype=bool)
+    masks[0, 3:9, 10:21] = True
+    masks[1, H - 1, W - 1] = True
+    np.testing.assert_array_equal(rle_boxes(encode_masks(masks), H, W), [[10, 3, 21, 9], [W - 1, H - 1, W, H]])
+
+
+def test_assign_is_globally_optimal_and_respects_the_gate():
+    cost = np.array([[0.1, 0.2], [0.15, 0.9]])
+    # Greedy per row would give row 0 column 0 and leave row 1 badly placed; the global optimum crosses.
+    assert sorted(assign(cost, 0.95, "hungarian")) == [(0, 1), (1, 0)]
+    assert assign(np.array([[0.96]]), 0.95, "hungarian") == []
+    assert assign(np.zeros((0, 2)), 0.95, "hungarian") == []
+
+
+# ------------------------------------------------------------------ scenarios
+def test_same_class_objects_passing_over_each_other_keep_their_identities():
+    # The greedy tracker's own test shows it swaps here (no motion model); the Kalman filter knows who goes where.
+    frames = [dets((x, 10, x + 10, 20, 0), (50 - x, 11, 60 - x, 21, 0)) for x in range(0, 50, 4)]
+    _, ids = run(frames, memory())
+    assert ids == [[1, 2]] * len(frames)
+
+
+def test_fast_object_moving_more_than_its_size_is_followed():
+    # 12 px per frame, 8 px wide: consecutive masks never overlap, the moved mask does.
+    frames = [dets((4 + 12 * t, 10, 12 + 12 * t, 18, 1)) for t in range(5)]
+    _, ids = run(frames, memory())
+    assert ids[2:] == [[1]] * 3  # the first step has no velocity yet; from then on one identity
+    _, greedy_ids = run(frames, TrackerConfig(min_length=1))
+    assert len({i for f in greedy_ids for i in f}) == 5  # the paper's tracker: a new track every frame
+
+
+def test_an_object_hidden_for_several_frames_is_found_again_on_its_path():
+    path = [(2 + 3 * t, 15, 12 + 3 * t, 25, 0) for t in range(14)]
+    frames = [dets(path[t]) if not 5 <= t < 10 else dets() for t in range(14)]
+    tracker, ids = run(frames, memory(max_age=8))
+    assert {i for f in ids for i in f} == {1}
+    assert len(tracker.tracks) == 1
+    _, ids = run(frames, memory(max_age=3))  # lost longer than max_age processed frames: a new identity
+    assert ids[10] == [2]
+
+
+def test_max_age_counts_processed_frames_not_frame_numbers():
+    tracker = MemoryTracker(memory(max_age=2))
+    tracker.update(0, dets((0, 0, 10, 10, 0)))
+    tracker.update(1, dets((0, 0, 10, 10, 0)))
+    # With a stride of 5, frames 6 and 11 are the next two processed frames: the track is lost for 1, not 10.
+    assert tracker.update(6, dets()) == []
+    assert tracker.update(11, dets((1, 0, 11, 10, 0))) == [1]
+
+
+def test_weak_detections_continue_tracks_in_the_second_stage_only():
+    strong = dets((0, 0, 10, 10, 0))
+    weak = dets((1, 0, 11, 10, 0), score=0.2)
+    tracker, ids = run([strong, weak, strong], memory())
+    assert ids == [[1], [1], [1]]
+    _, ids = run([strong, weak, strong], memory(low_threshold=0.0))
+    assert ids == [[1], [-1], [1]]  # one stage: the weak one is not tracked, the track survives the gap
+    # A weak detection alone never starts a track.
+    _, ids = run([weak, weak], memory())
+    assert ids == [[-1], [-1]]
+
+
+def test_a_tentative_track_missed_once_is_forgotten():
+    tracker, ids = run([dets(), dets((0, 0, 10, 10, 0)), dets(), dets((0, 0, 10, 10, 0))], memory())
+    # Frame 1 is not the first processed frame: its track needs a second hit, which frame 2 does not give.
+    assert ids == [[], [1], [], [2]]
+    _, ids = run([dets((0, 0, 10, 10, 0)), dets(), dets((0, 0, 10, 10, 0))], memory())
+    assert ids == [[1], [], [1]]  # on the first frame, objects are confirmed at once
+
+
+def test_order_of_detections_does_not_change_identities():
+    a = [(2 * t, 0, 2 * t + 10, 10, 0) for t in range(6)]
+    b = [(40 - 2 * t, 20, 50 - 2 * t, 30, 0) for t in range(6)]
+    _, ids_ab = run([dets(a[t], b[t]) for t in range(6)], memory())
+    _, ids_ba = run([dets(a[t], b[t]) if t % 2 else dets(b[t], a[t]) for t in range(6)], memory())
+    assert ids_ab == [[1, 2]] * 6
+    # Listed b first at even frames: b took id 1 at frame 0 and keeps it, a keeps 2, wherever they are listed.
+    assert ids_ba == [[1, 2] if t % 2 == 0 else [2, 1] for t in range(6)]
+
+
+def test_appearance_tells_apart_two_objects_that_swap_places_out_of_sight():
+    def frame(boxes, embeddings):
+        d = dets(*boxes)
+        d.embeddings = torch.tensor(embeddings, dtype=torch.float32)
+        return d
+
+    red, blue = [1.0, 0.0], [0.0, 1.0]
+    left, right = (0, 10, 12, 22, 0), (40, 10, 52, 22, 0)
+    frames = [frame([left, right], [red, blue])] * 3 + [dets()] * 2 + [frame([left, right], [blue, red])] * 2
+    _, ids = run(frames, memory(appearance_weight=0.6, motion="none"))
+    assert ids[0] == [1, 2] and ids[-1] == [2, 1]  # the colours moved: identities follow them
+    _, ids = run(frames, memory(appearance_weight=0.0, motion="none"))
+    assert ids[-1] == [1, 2]  # without appearance, position decides
+
+
+def test_memory_tracker_results_have_one_entry_per_frame():
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        length = int(rng.integers(1, 15))
+        frames = []
+        for _ in range(length):
+            objects = [(x, 5, x + 8, 15, int(rng.integers(0, 2))) for x in (0, 20, 40) if rng.random() < 0.6]
+            frames.append(dets(*objects, score=float(rng.uniform(0.05, 1.0))))
+        tracker, ids = run(frames, memory())
+        results = tracker.results(1, length)
+        assert all(len(r["segmentations"]) == length for r in results)
+        tracked = [sum(i >= 0 for i in f) for f in ids]
+        assert [sum(r["segmentations"][t] is not None for r in results) for t in range(length)] == tracked
+
+
+def test_track_method_selects_the_tracker():
+    assert isinstance(build_tracker(TrackerConfig(method="greedy")), GreedyTracker)
+    assert isinstance(build_tracker(TrackerConfig(method="memory")), MemoryTracker)
+    with pytest.raises(Exception, match="track.method 'sort' is unknown"):
+        build_tracker(TrackerConfig(method="sort"))

@@ -1,0 +1,261 @@
+"""The memory tracker: online, mask-aware association that keeps identities through motion, crossings and
+occlusions (`track.method: memory`). The paper's tracker is `greedy.py`; this one remembers more of each track.
+
+Per processed frame:
+1. every live track's Kalman filter (`kalman.py`) predicts its box; its last mask is moved by the predicted
+   displacement of the box centre (`track.motion`);
+2. stage one: the confident detections (score >= `detection_threshold`) against every live track, lost ones
+   included, on cost = 1 - mask IoU (moved masks) + class penalty, blended with the appearance distance where
+   the detections carry association embeddings (`track.appearance_weight`); one global assignment
+   (Hungarian, `track.assignment`) among the pairs under the gate;
+3. stage two (`track.low_threshold` > 0, as ByteTrack): the weak detections against the tracks seen in the
+   previous processed frame and left unmatched, on mask IoU alone with a stricter gate;
+4. matched tracks take their detection (filter update, mask, embedding average); unmatched confident
+   detections start tentative tracks, confirmed by a second hit; a lost track stays matchable for `max_age`
+   processed frames, so an object hidden for a while is found again where its motion or appearance says.
+
+Only the tracks live at a frame are compared, so the cost per frame does not grow with the video; what a track
+keeps for the results is an RLE per frame (`results.Track`), and for matching one mask crop and one embedding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from yolovis.config import TrackerConfig
+from yolovis.model.detections import Detections
+from yolovis.track import kalman
+from yolovis.track.greedy import greedy_match
+from yolovis.track.mask_iou import MaskCrop, encode_masks, rle_boxes, shifted_crop_iou
+from yolovis.track.results import Appearance, Track, tracks_to_results
+
+INFEASIBLE = 1e6  # cost of a pair the gate rules out: never chosen by the assignment
+
+
+@dataclass
+class LiveTrack:
+    """A track while it can still be matched: its motion state and what it looked like last."""
+
+    record: Track
+    mean: np.ndarray  # (8,) Kalman state (cx, cy, w, h, and their velocities)
+    cov: np.ndarray  # (8, 8)
+    box: np.ndarray  # (4,) last observed box, xyxy
+    crop: MaskCrop  # last observed mask
+    label: int
+    embedding: np.ndarray | None  # (D,) running average of the detections' embeddings, unit length
+    hits: int = 1
+    missed: int = 0  # processed frames since it was last matched
+
+    @property
+    def confirmed(self) -> bool:
+        return self.hits >= 2
+
+
+def assign(cost: np.ndarray, gate: float, method: str, margin: float = 0.0) -> list[tuple[int, int]]:
+    """(row, col) pairs of an (N, M) cost matrix with cost <= gate: globally optimal (Hungarian) or the paper's
+    greedy rules (Best Friend, Lonely Best Friend with `margin`)."""
+    if cost.size == 0:
+        return []
+    if method == "greedy":
+        return greedy_match(cost, gate, margin)
+    rows, cols = linear_sum_assignment(np.where(cost <= gate, cost, INFEASIBLE))
+    return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] <= gate]
+
+
+class MemoryTracker:
+    """Online tracker for one video: call `update(frame_index, detections)` for each processed frame, in order.
+
+    The interface is `GreedyTracker`'s: `encode`, `update`, `results`, and `tracks` (every track ever started).
+    """
+
+    def __init__(self, cfg: TrackerConfig | None = None) -> None:
+        self.cfg = cfg or TrackerConfig(method="memory")
+        self.tracks: list[Track] = []
+        self.live: list[LiveTrack] = []
+        self.last_frame = -1
+        self.processed = 0
+
+    # ------------------------------------------------------------------ detections the tracker takes
+    @property
+    def _lowest_score(self) -> float:
+        low = self.cfg.low_threshold
+        return low if 0 < low < self.cfg.detection_threshold else self.cfg.detection_threshold
+
+    def tracked(self, detections: Detections) -> list[int]:
+        """Indices of the detections the tracker looks at: the confident ones and, with two stages, the weak."""
+        return (detections.scores >= self._lowest_score).nonzero().squeeze(1).tolist()
+
+    def encode(self, detections: Detections) -> list[dict | None]:
+        """The RLE of every detection the tracker takes, None for the others (see `GreedyTracker.encode`)."""
+        kept = self.tracked(detections)
+        rles: list[dict | None] = [None] * len(detections)
+        for i, rle in zip(kept, encode_masks(detections.masks[kept]), strict=True):
+            rles[i] = rle
+        return rles
+
+    # ------------------------------------------------------------------ one frame
+    def update(self, frame_index: int, detections: Detections, rles: list[dict | None] | None = None) -> list[int]:
+        """Assign frame `frame_index`'s detections to tracks; returns each detection's track id (-1: not
+        tracked: below the thresholds, or a weak detection that continued no track)."""
+        if frame_index <= self.last_frame:
+            raise ValueError(f"frames must come in increasing order: {frame_index} after {self.last_frame}")
+        self.last_frame = frame_index
+        self.processed += 1
+        cfg = self.cfg
+        rles = self.encode(detections) if rles is None else rles
+        if len(rles) != len(detections):
+            raise ValueError(f"frame {frame_index}: {len(rles)} RLEs for {len(detections)} detections")
+        kept = self.tracked(detections)
+        scores = detections.scores.tolist()
+        height, width = detections.image_size
+        ids = [-1] * len(detections)
+        if not kept and not self.live:
+            return ids
+
+        self._predict()
+        boxes = detections.boxes.numpy().astype(np.float64)
+        labels = detections.labels.tolist()
+        rects = rle_boxes([rles[i] for i in kept], height, width)
+        masks = detections.masks.numpy() if kept else None
+        crops = {i: MaskCrop.from_mask(masks[i], tuple(rects[k])) for k, i in enumerate(kept)}
+        embeddings = detections.embeddings.numpy() if detections.embeddings is not None else None
+        high = [i for i in kept if scores[i] >= cfg.detection_threshold]
+        low = [i for i in kept if scores[i] < cfg.detection_threshold]
+
+        # Stage one: confident detections against every live track.
+        pairs = self._match(high, list(range(len(self.live))), crops, labels, boxes, embeddings, cfg.gate, True)
+        matched_tracks = {j for _, j in pairs}
+        # Stage two: weak detections continue the tracks that were there a frame ago and are still unmatched.
+        recent = [j for j, t in enumerate(self.live) if j not in matched_tracks and t.missed == 0 and t.confirmed]
+        pairs += self._match(low, recent, crops, labels, boxes, None, cfg.low_gate, False)
+        # Stage three: an object that moved more than its own size since the last frame overlaps nothing yet.
+        if cfg.max_jump > 0:
+            matched_tracks = {j for _, j in pairs}
+            matched_dets = {i for i, _ in pairs}
+            left = [i for i in high if i not in matched_dets]
+            recent = [j for j, t in enumerate(self.live) if j not in matched_tracks and t.missed == 0]
+            pairs += self._match_by_distance(left, recent, labels, boxes)
+
+        matched_tracks = {j for _, j in pairs}
+        for i, j in pairs:
+            self._continue(self.live[j], frame_index, i, rles[i], scores[i], labels[i], boxes[i], crops[i],
+                           embeddings[i] if embeddings is not None else None)  # fmt: skip
+            ids[i] = self.live[j].record.track_id
+        survivors = []
+        for j, track in enumerate(self.live):
+            if j not in matched_tracks:
+                track.missed += 1
+                if not track.confirmed or track.missed > cfg.max_age:
+                    continue  # a tentative track missed once, or a lost track gone too long: forgotten
+            survivors.append(track)
+        self.live = survivors
+        matched_dets = {i for i, _ in pairs}
+        for i in high:
+            if i in matched_dets or not cfg.new_tracks or scores[i] < cfg.new_track_threshold:
+                continue
+            track = self._start(frame_index, i, rles[i], scores[i], labels[i], boxes[i], crops[i],
+                                embeddings[i] if embeddings is not None else None)  # fmt: skip
+            ids[i] = track.record.track_id
+        return ids
+
+    def _predict(self) -> None:
+        if not self.live or self.cfg.motion != "kalman":
+            return
+        means, covs = kalman.predict(np.stack([t.mean for t in self.live]), np.stack([t.cov for t in self.live]))
+        for t, m, c in zip(self.live, means, covs, strict=True):
+            t.mean, t.cov = m, c
+
+    def _match(
+        self,
+        dets: list[int],
+        tracks: list[int],
+        crops: dict[int, MaskCrop],
+        labels: list[int],
+        boxes: np.ndarray,
+        embeddings: np.ndarray | None,
+        gate: float,
+        use_appearance: bool,
+    ) -> list[tuple[int, int]]:
+        """(detection index, live-track index) pairs among `dets` x `tracks`."""
+        if not dets or not tracks:
+            return []
+        cfg = self.cfg
+        live = [self.live[j] for j in tracks]
+        if cfg.motion == "kalman":
+            centres = np.stack([(t.box[:2] + t.box[2:]) / 2 for t in live])
+            shifts = np.stack([t.mean[:2] for t in live]) - centres
+        else:
+            shifts = np.zeros((len(live), 2))
+        iou = shifted_crop_iou([crops[i] for i in dets], [t.crop for t in live], shifts)
+        cost = 1.0 - iou
+        if use_appearance and embeddings is not None and cfg.appearance_weight > 0:
+            have = np.array([t.embedding is not None for t in live])
+            if have.any():
+                gallery = np.stack([t.embedding if t.embedding is not None else np.zeros(embeddings.shape[1])
+                                    for t in live])  # fmt: skip
+                distance = np.clip(1.0 - embeddings[dets] @ gallery.T, 0.0, 1.0)  # cosine distance
+                w = cfg.appearance_weight
+                cost = np.where(have[None, :], (1 - w) * cost + w * distance, cost)
+        differ = np.array([labels[i] for i in dets])[:, None] != np.array([t.label for t in live])[None, :]
+        cost = cost + cfg.class_penalty * differ
+        return [(dets[r], tracks[c]) for r, c in assign(cost, gate, cfg.assignment, cfg.margin)]
+
+    def _match_by_distance(self, dets: list[int], tracks: list[int], labels: list[int],
+                           boxes: np.ndarray) -> list[tuple[int, int]]:  # fmt: skip
+        """Pairs of the same class whose boxes are of similar size and whose centres are at most `max_jump` box
+        sizes apart (from the predicted centre), on cost = that distance in box sizes."""
+        if not dets or not tracks:
+            return []
+        live = [self.live[j] for j in tracks]
+        predicted = np.stack([t.mean[:4] if self.cfg.motion == "kalman" else kalman.xyxy_to_cxcywh(t.box)[0]
+                              for t in live])  # fmt: skip
+        found = kalman.xyxy_to_cxcywh(boxes[dets])
+        size = np.sqrt(np.maximum(predicted[:, 2] * predicted[:, 3], 1.0))  # (T,)
+        distance = np.linalg.norm(found[:, None, :2] - predicted[None, :, :2], axis=2) / size[None, :]
+        area_ratio = (found[:, None, 2] * found[:, None, 3]) / np.maximum(
+            predicted[None, :, 2] * predicted[None, :, 3], 1.0
+        )
+        same = np.array([labels[i] for i in dets])[:, None] == np.array([t.label for t in live])[None, :]
+        allowed = same & (area_ratio > 0.5) & (area_ratio < 2.0)
+        cost = np.where(allowed, distance, INFEASIBLE)
+        return [(dets[r], tracks[c]) for r, c in assign(cost, self.cfg.max_jump, "hungarian")]
+
+    def _continue(self, track: LiveTrack, frame_index: int, i: int, rle: dict, score: float, label: int,
+                  box: np.ndarray, crop: MaskCrop, embedding: np.ndarray | None) -> None:  # fmt: skip
+        if self.cfg.motion == "kalman":
+            mean, cov = kalman.update(track.mean[None], track.cov[None], box[None])
+            track.mean, track.cov = mean[0], cov[0]
+        track.box, track.crop, track.label = box, crop, label
+        if embedding is not None:
+            if track.embedding is None:
+                track.embedding = embedding
+            else:
+                keep = self.cfg.embedding_momentum
+                mixed = keep * track.embedding + (1 - keep) * embedding
+                track.embedding = mixed / max(float(np.linalg.norm(mixed)), 1e-12)
+        track.hits += 1
+        track.missed = 0
+        track.record.frames[frame_index] = Appearance(rle, score, label, tuple(float(v) for v in box))
+        track.record.last_frame = frame_index
+
+    def _start(self, frame_index: int, i: int, rle: dict, score: float, label: int, box: np.ndarray,
+               crop: MaskCrop, embedding: np.ndarray | None) -> LiveTrack:  # fmt: skip
+        record = Track(track_id=len(self.tracks) + 1)
+        record.frames[frame_index] = Appearance(rle, score, label, tuple(float(v) for v in box))
+        record.last_frame = frame_index
+        self.tracks.append(record)
+        mean, cov = kalman.initiate(box[None])
+        # The first frame's objects are there from the start: nothing to confirm (as ByteTrack).
+        hits = 2 if self.processed == 1 else 1
+        track = LiveTrack(record, mean[0], cov[0], box, crop, label, embedding, hits=hits)
+        self.live.append(track)
+        return track
+
+    def results(self, video_id: int, length: int, label_to_category: list[int] | None = None) -> list[dict]:
+        """YouTube-VIS results of this video: one entry per kept track, `length` segmentations, null where absent."""
+        return tracks_to_results(
+            self.tracks, video_id, length, label_to_category, self.cfg.min_length, self.cfg.min_score
+        )

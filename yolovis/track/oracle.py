@@ -1,0 +1,55 @@
+"""Perfect association: the upper bound any tracker of the same detections could reach (`yolovis diagnose`).
+
+In each frame the detections (all of them, whatever their score) are matched one-to-one to the ground-truth
+instances present (Hungarian on mask IoU, pairs of IoU >= 0.5 only); a matched detection takes the identity
+of its instance, so each instance becomes exactly one track. A detection that matches no instance has no
+identity to take and is left out: linking false positives into short tracks and dropping them is part of a
+tracker's job, and the perfect tracker drops them all. So the oracle bounds what any association of these
+detections can reach; a tracker's distance to it is what its linking (and track filtering) lost.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from yolovis.data.annotations import VISAnnotations
+from yolovis.data.masks import to_rle
+from yolovis.track.mask_iou import mask_iou
+from yolovis.track.recorded import VideoDetections
+from yolovis.track.results import Appearance, Track, tracks_to_results
+
+ORACLE_IOU = 0.5
+
+
+def match_by_iou(iou: np.ndarray, threshold: float = ORACLE_IOU) -> list[tuple[int, int]]:
+    """One-to-one (row, col) pairs maximising the summed IoU among pairs with IoU >= threshold."""
+    if iou.size == 0:
+        return []
+    allowed = iou >= threshold
+    rows, cols = linear_sum_assignment(np.where(allowed, -iou, 1.0))
+    return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if allowed[r, c]]
+
+
+def oracle_tracks(video: VideoDetections, ann: VISAnnotations) -> list[Track]:
+    """The tracks of perfect association for one video of `ann` (crowd regions give no identity)."""
+    gt_tracks = [ann.tracks[i] for i in ann.tracks_by_video[video.video_id] if not ann.tracks[i].iscrowd]
+    by_key: dict[int, Track] = {}
+    for t, frame in enumerate(video.frames):
+        if len(frame) == 0:
+            continue
+        present = [g for g in gt_tracks if t < len(g.segmentations) and g.segmentations[t]]
+        gt_rles = [to_rle(g.segmentations[t], video.height, video.width) for g in present]
+        pairs = dict(match_by_iou(mask_iou(frame.rles, gt_rles)))
+        for i, g in pairs.items():
+            track = by_key.get(present[g].id)
+            if track is None:
+                track = by_key[present[g].id] = Track(track_id=len(by_key) + 1)
+            box = tuple(float(v) for v in frame.boxes[i])
+            track.frames[t] = Appearance(frame.rles[i], float(frame.scores[i]), int(frame.labels[i]), box)
+            track.last_frame = t
+    return list(by_key.values())
+
+
+def oracle_results(video: VideoDetections, ann: VISAnnotations, label_to_category: list[int] | None) -> list[dict]:
+    return tracks_to_results(oracle_tracks(video, ann), video.video_id, video.length, label_to_category)
