@@ -78,7 +78,9 @@ def run_peer(kind: str, video: VideoDetections, label_to_category: list[int], mi
     for t, frame in enumerate(video.frames):
         boxes = _Boxes(frame.boxes.astype(np.float32), frame.scores, frame.labels.astype(np.float32))
         start = time.perf_counter()
-        rows = tracker.update(boxes) if len(boxes) else tracker.update(_Boxes(np.zeros((0, 4)), np.zeros(0), np.zeros(0)))
+        rows = (
+            tracker.update(boxes) if len(boxes) else tracker.update(_Boxes(np.zeros((0, 4)), np.zeros(0), np.zeros(0)))
+        )
         seconds += time.perf_counter() - start
         for row in rows:
             track_id, i = int(row[4]), int(row[7])

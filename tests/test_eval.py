@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import gzip
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -22,9 +21,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 H, W = 64, 80
 REAL = Path(os.environ.get("YOLOVIS_REAL_VIS", Path(__file__).resolve().parents[1] / "../shared/data/real_vis"))
 THRESHOLDS = np.linspace(0.5, 0.95, 10)
-
-# The tracking metrics need TrackEval (installed by .ci/run); the video AP does not.
-HAVE_TRACKEVAL = importlib.util.find_spec("trackeval") is not None
 
 
 def one_track_case(gt_boxes: list, *result_tracks: tuple[float, list], category: int = 1) -> dict:
@@ -53,9 +49,8 @@ def test_perfect_results_score_one():
     # No track is medium or large in 64x80 frames: the official code reports -1 there.
     assert m["APm"] == m["APl"] == m["ARm"] == m["ARl"] == -1.0
     assert list(m)[:12] == list(OFFICIAL_KEYS)
-    if HAVE_TRACKEVAL:
-        assert m["tracking"]["HOTA"] == pytest.approx(1.0) and m["tracking"]["IDF1"] == pytest.approx(1.0)
-        assert m["tracking"]["IDSW"] == 0 and m["tracking"]["Frag"] == 0
+    assert m["tracking"]["HOTA"] == pytest.approx(1.0) and m["tracking"]["IDF1"] == pytest.approx(1.0)
+    assert m["tracking"]["IDSW"] == 0 and m["tracking"]["Frag"] == 0
     assert m["confusion"]["matrix"] == [[2, 0, 0], [0, 1, 0]]
 
 
@@ -134,8 +129,7 @@ def test_empty_results():
     gt = dataset([(1, 2, H, W)], [{"video_id": 1, "category_id": 1, "segmentations": track(H, W, [BOX] * 2)}])
     m = evaluate_results(gt, [])
     assert m["AP"] == 0.0 and m["AR100"] == 0.0 and m["APm"] == -1.0
-    if HAVE_TRACKEVAL:
-        assert m["tracking"]["IDF1"] == 0.0 and m["tracking"]["CLR_FN"] == 2
+    assert m["tracking"]["IDF1"] == 0.0 and m["tracking"]["CLR_FN"] == 2
 
 
 def test_crowd_regions_are_ignored():
@@ -152,8 +146,7 @@ def test_crowd_regions_are_ignored():
     m = evaluate_results(gt, res)
     # Both hits on the crowd region are ignored (several results may match a crowd): no false positive.
     assert m["AP"] == pytest.approx(1.0) and m["AR1"] == 0.0 and m["AR10"] == pytest.approx(1.0)
-    if HAVE_TRACKEVAL:
-        assert m["tracking"]["CLR_FP"] == 4  # crowd ground truth is left out of the tracking metrics
+    assert m["tracking"]["CLR_FP"] == 4  # crowd ground truth is left out of the tracking metrics
     gt["annotations"][1]["iscrowd"] = 0  # now a real object: the first hit matches it, the second is a duplicate
     m = evaluate_results(gt, res, tracking=False)
     assert m["AR1"] == 0.5 and m["AR10"] == pytest.approx(1.0)

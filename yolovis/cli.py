@@ -213,7 +213,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     from yolovis.eval import ResultsError, evaluate_files, format_table
 
     try:
-        tracking = False if args.no_tracking else None  # None: where TrackEval is installed
+        tracking = not args.no_tracking
         metrics = evaluate_files(args.ann, args.results, out=args.out, plots=args.plots, tracking=tracking,
                                  track_score_threshold=args.track_score)  # fmt: skip
     except ResultsError as e:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib.util
 import io
 from collections import defaultdict
 from dataclasses import dataclass
@@ -139,8 +138,8 @@ def evaluate_vis(
     dts: dict = defaultdict(list)
     ious: dict = {}
     confusion = np.zeros((len(cat_ids), len(cat_ids) + 1), dtype=np.int64)
-    if tracking is None:  # tracking metrics where TrackEval is installed, the video AP in any case
-        tracking = importlib.util.find_spec("trackeval") is not None
+    if tracking is None:  # the default (and the CLI's): tracking metrics are always available; False skips them
+        tracking = True
     tracker = TrackingAccumulator(track_score_threshold) if tracking else None
     next_gt_id = next_dt_id = 1  # our own ids: COCOeval takes id 0 for "unmatched"
     for video in ann.videos:
