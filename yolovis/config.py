@@ -110,6 +110,7 @@ class TrackerConfig:
     low_threshold: float = 0.1  # stage two takes detections in [low, detection_threshold); 0 = one stage
     low_gate: float = 0.5  # stage two's gate (weak detections must overlap a track well)
     new_track_threshold: float = 0.3  # unmatched detections scoring less start no track
+    duplicate_overlap: float = 0.5  # an unmatched detection this much inside a matched one's mask starts no track
     max_jump: float = 2.0  # stage three: a track seen a frame ago may jump this many box sizes; 0 = off
     appearance_weight: float = 0.5  # share of the appearance distance in the cost, where embeddings exist
     embedding_momentum: float = 0.9  # a track's embedding: this much of the old one, the rest the new

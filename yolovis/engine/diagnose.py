@@ -51,12 +51,16 @@ def record_videos(
     return videos
 
 
-def replay_tracker(video: VideoDetections, cfg: TrackerConfig, label_to_category: list[int] | None) -> list[dict]:
-    """The results `track.method` gives for one video's recorded detections (as `predict` would give them)."""
+def replay_tracker(
+    video: VideoDetections, cfg: TrackerConfig, label_to_category: list[int] | None
+) -> tuple[list[dict], list[list[int]]]:
+    """The results `track.method` gives for one video's recorded detections (as `predict` would give them), and
+    the track id it gave each detection of each frame (-1: not tracked)."""
     tracker = build_tracker(cfg)
-    for t, frame in enumerate(video.frames):
-        tracker.update(t, frame.to_detections(video.height, video.width), list(frame.rles))
-    return tracker.results(video.video_id, video.length, label_to_category)
+    ids = [
+        tracker.update(t, f.to_detections(video.height, video.width), list(f.rles)) for t, f in enumerate(video.frames)
+    ]
+    return tracker.results(video.video_id, video.length, label_to_category), ids
 
 
 def _frame_detections(videos: list[VideoDetections], label_to_category: list[int]) -> list[dict]:
@@ -94,8 +98,10 @@ def diagnose_detections(
     under "results": {"tracker": [...], "oracle": [...]})."""
     ann = parse_vis_annotations(gt, gt_source)
     frame = frame_mask_ap(ann, _frame_detections(videos, label_to_category))
-    tracked = {v.video_id: replay_tracker(v, tracker_cfg, label_to_category) for v in videos}
-    oracle = {v.video_id: oracle_results(v, ann, label_to_category) for v in videos}
+    tracked, oracle = {}, {}
+    for v in videos:
+        tracked[v.video_id], ids = replay_tracker(v, tracker_cfg, label_to_category)
+        oracle[v.video_id] = oracle_results(v, ann, ids, tracker_cfg, label_to_category)
     every = lambda by_video: [r for v in videos for r in by_video[v.video_id]]  # noqa: E731
     # Tracking metrics count the tracks a user would keep: those of mean score >= the detection threshold.
     options = {"gt_source": gt_source, "track_score_threshold": tracker_cfg.detection_threshold}

@@ -56,13 +56,22 @@ class LiveTrack:
 
 def assign(cost: np.ndarray, gate: float, method: str, margin: float = 0.0) -> list[tuple[int, int]]:
     """(row, col) pairs of an (N, M) cost matrix with cost <= gate: globally optimal (Hungarian) or the paper's
-    greedy rules (Best Friend, Lonely Best Friend with `margin`)."""
+    greedy rules (Best Friend, Lonely Best Friend with `margin`).
+
+    The Hungarian solver assigns every row it can, so each row also gets a private "unmatched" column costing
+    `gate`: a pair is taken only where it beats leaving both sides alone, which maximises the summed margins
+    gate - cost rather than the number of pairs (a weak second pair must not displace a strong first one).
+    """
     if cost.size == 0:
         return []
     if method == "greedy":
         return greedy_match(cost, gate, margin)
-    rows, cols = linear_sum_assignment(np.where(cost <= gate, cost, INFEASIBLE))
-    return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] <= gate]
+    n, m = cost.shape
+    padded = np.full((n, m + n), INFEASIBLE)
+    padded[:, :m] = np.where(cost <= gate, cost, INFEASIBLE)
+    padded[np.arange(n), m + np.arange(n)] = gate
+    rows, cols = linear_sum_assignment(padded)
+    return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if c < m and cost[r, c] <= gate]
 
 
 class MemoryTracker:
@@ -152,9 +161,10 @@ class MemoryTracker:
                     continue  # a tentative track missed once, or a lost track gone too long: forgotten
             survivors.append(track)
         self.live = survivors
-        matched_dets = {i for i, _ in pairs}
+        matched_dets = [i for i, _ in pairs]
+        duplicates = self._duplicates([i for i in high if i not in matched_dets], matched_dets, crops)
         for i in high:
-            if i in matched_dets or not cfg.new_tracks or scores[i] < cfg.new_track_threshold:
+            if i in matched_dets or not cfg.new_tracks or scores[i] < cfg.new_track_threshold or i in duplicates:
                 continue
             track = self._start(frame_index, i, rles[i], scores[i], labels[i], boxes[i], crops[i],
                                 embeddings[i] if embeddings is not None else None)  # fmt: skip
@@ -202,6 +212,18 @@ class MemoryTracker:
         differ = np.array([labels[i] for i in dets])[:, None] != np.array([t.label for t in live])[None, :]
         cost = cost + cfg.class_penalty * differ
         return [(dets[r], tracks[c]) for r, c in assign(cost, gate, cfg.assignment, cfg.margin)]
+
+    def _duplicates(self, candidates: list[int], matched: list[int], crops: dict[int, MaskCrop]) -> set[int]:
+        """Candidates for a new track whose mask lies mostly (`duplicate_overlap`) inside the mask of a detection
+        that continued a track this frame: a second detection of the same object (visible masks of two objects
+        barely overlap), which would otherwise start a track and steal the identity at the next frame."""
+        if not candidates or not matched or self.cfg.duplicate_overlap >= 1:
+            return set()
+        new, old = [crops[i] for i in candidates], [crops[i] for i in matched]
+        iou = shifted_crop_iou(new, old, np.zeros((len(old), 2)))
+        areas = np.array([c.area for c in new], dtype=np.float64)[:, None] + [c.area for c in old]
+        inside = iou * areas / (1.0 + iou) / np.maximum([[c.area] for c in new], 1)  # intersection / own area
+        return {candidates[k] for k in np.flatnonzero((inside > self.cfg.duplicate_overlap).any(1))}
 
     def _match_by_distance(self, dets: list[int], tracks: list[int], labels: list[int],
                            boxes: np.ndarray) -> list[tuple[int, int]]:  # fmt: skip

@@ -3,9 +3,11 @@
 In each frame the detections (all of them, whatever their score) are matched one-to-one to the ground-truth
 instances present (Hungarian on mask IoU, pairs of IoU >= 0.5 only); a matched detection takes the identity
 of its instance, so each instance becomes exactly one track. A detection that matches no instance has no
-identity to take and is left out: linking false positives into short tracks and dropping them is part of a
-tracker's job, and the perfect tracker drops them all. So the oracle bounds what any association of these
-detections can reach; a tracker's distance to it is what its linking (and track filtering) lost.
+identity to take: it keeps the one the tracker gave it (and is left out where the tracker left it out), so
+false positives cost the oracle what they cost the tracker, and the tracks are filtered by the same
+`min_length` and `min_score`. The difference between the oracle's video AP and the tracker's is then what the
+tracker lost by linking true detections wrongly (or not at all); what false positives and missed objects cost
+is the detector's share, the same in both figures.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from yolovis.config import TrackerConfig
 from yolovis.data.annotations import VISAnnotations
 from yolovis.data.masks import to_rle
 from yolovis.track.mask_iou import mask_iou
@@ -31,25 +34,42 @@ def match_by_iou(iou: np.ndarray, threshold: float = ORACLE_IOU) -> list[tuple[i
     return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if allowed[r, c]]
 
 
-def oracle_tracks(video: VideoDetections, ann: VISAnnotations) -> list[Track]:
-    """The tracks of perfect association for one video of `ann` (crowd regions give no identity)."""
+def oracle_tracks(video: VideoDetections, ann: VISAnnotations, tracker_ids: list[list[int]]) -> list[Track]:
+    """The tracks of perfect association for one video of `ann` (crowd regions give no identity).
+
+    tracker_ids[t][i]: the id the tracker gave detection i of frame t (-1 where it did not track it).
+    """
     gt_tracks = [ann.tracks[i] for i in ann.tracks_by_video[video.video_id] if not ann.tracks[i].iscrowd]
-    by_key: dict[int, Track] = {}
+    by_key: dict[tuple[str, int], Track] = {}
     for t, frame in enumerate(video.frames):
         if len(frame) == 0:
             continue
         present = [g for g in gt_tracks if t < len(g.segmentations) and g.segmentations[t]]
         gt_rles = [to_rle(g.segmentations[t], video.height, video.width) for g in present]
         pairs = dict(match_by_iou(mask_iou(frame.rles, gt_rles)))
-        for i, g in pairs.items():
-            track = by_key.get(present[g].id)
+        for i in range(len(frame)):
+            if i in pairs:
+                key = ("instance", present[pairs[i]].id)
+            elif tracker_ids[t][i] >= 0:
+                key = ("tracker", tracker_ids[t][i])
+            else:
+                continue
+            track = by_key.get(key)
             if track is None:
-                track = by_key[present[g].id] = Track(track_id=len(by_key) + 1)
+                track = by_key[key] = Track(track_id=len(by_key) + 1)
             box = tuple(float(v) for v in frame.boxes[i])
             track.frames[t] = Appearance(frame.rles[i], float(frame.scores[i]), int(frame.labels[i]), box)
             track.last_frame = t
     return list(by_key.values())
 
 
-def oracle_results(video: VideoDetections, ann: VISAnnotations, label_to_category: list[int] | None) -> list[dict]:
-    return tracks_to_results(oracle_tracks(video, ann), video.video_id, video.length, label_to_category)
+def oracle_results(
+    video: VideoDetections,
+    ann: VISAnnotations,
+    tracker_ids: list[list[int]],
+    cfg: TrackerConfig,
+    label_to_category: list[int] | None,
+) -> list[dict]:
+    """YouTube-VIS results of perfect association, filtered as the tracker's (`cfg.min_length`, `cfg.min_score`)."""
+    tracks = oracle_tracks(video, ann, tracker_ids)
+    return tracks_to_results(tracks, video.video_id, video.length, label_to_category, cfg.min_length, cfg.min_score)
