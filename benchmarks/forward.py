@@ -46,14 +46,14 @@ def row(name: str, x: torch.Tensor, args: argparse.Namespace) -> str:
     params = sum(p.numel() for p in model.parameters()) / 1e6
     bb_params = sum(p.numel() for p in model.backbone.parameters()) / 1e6
     with torch.no_grad():
-        embeddings = model(x).embeddings
+        embeddings = model.forward_dense(x).embeddings
     g = torch.Generator().manual_seed(0)
     xy = torch.rand(args.rois, 2, generator=g) * s * 0.7
     wh = torch.rand(args.rois, 2, generator=g) * s * 0.3 + 8
     rois = [torch.cat((xy, xy + wh), 1)]
 
-    def network():
-        return model(x)
+    def network():  # the fully convolutional part: the mask head per RoI is measured below
+        return model.forward_dense(x)
 
     def backbone():
         return model.backbone(x)

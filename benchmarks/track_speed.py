@@ -27,9 +27,11 @@ import torch
 from pycocotools import mask as mask_utils
 
 from yolovis.config import Config, TrackerConfig, load_config
-from yolovis.engine.inference import Detector, save_inference_checkpoint
-from yolovis.engine.predict import Profile, TrackOptions, track_video
-from yolovis.engine.video import VideoWriter
+from yolovis.engine.checkpoint import save_inference_checkpoint
+from yolovis.engine.inference import Detector
+from yolovis.engine.stream import Profile
+from yolovis.engine.track import TrackOptions, track_video
+from yolovis.io.video import VideoWriter
 from yolovis.model.detections import Detections
 from yolovis.track import GreedyTracker, encode_masks
 

@@ -141,7 +141,7 @@ def main() -> None:
     rows = {}
     # Frame AP and perfect association (false positives linked as the memory tracker links them).
     diagnosis = diagnose_detections(gt, videos, configs["memory"], cats, args.ann)
-    frame = diagnosis["frame"]
+    frame = diagnosis.summary["frame"]
     for name, cfg in configs.items():
         results, seconds = [], 0.0
         for v in videos:
@@ -157,7 +157,7 @@ def main() -> None:
                 results += r
                 seconds += s
             rows[name] = score(gt, results, frames, seconds, threshold)
-    rows["perfect association (oracle)"] = score(gt, diagnosis["results"]["oracle"], frames, 0.0, threshold)
+    rows["perfect association (oracle)"] = score(gt, diagnosis.results["oracle"], frames, 0.0, threshold)
 
     print(f"{len(videos)} videos, {frames} frames; per-frame mask AP50 {frame['AP50']:.3f}, AP {frame['AP']:.3f}")
     print(f"| association | video AP | AP50 | AR10 | HOTA | IDF1 | IDSW | ms/frame |\n|{'---|' * 8}")

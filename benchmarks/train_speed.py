@@ -21,7 +21,6 @@ from yolovis.data.sample import collate_frames
 from yolovis.data.synth import SynthConfig, generate
 from yolovis.data.ytvis import YTVISDataset
 from yolovis.engine.optim import build_optimizer
-from yolovis.engine.train import TrainStep
 from yolovis.loss.criterion import Criterion
 from yolovis.model import build_model
 
@@ -55,8 +54,8 @@ def main() -> None:
         model = build_model(cfg.model).to(device)
         if amp:
             model = model.to(memory_format=torch.channels_last)
-        criterion = Criterion(cfg.train.criterion).to(device)
-        step = TrainStep(model, criterion, cfg.train.mask_proposals_per_image).train()
+        criterion = Criterion(cfg.train.criterion, len(model.strides)).to(device)
+        model.train()
         optimizer = build_optimizer(model, criterion, cfg.train)
         scaler = torch.amp.GradScaler(device.type, enabled=amp)
         times = []
@@ -65,7 +64,7 @@ def main() -> None:
                 torch.cuda.synchronize()
             t = time.perf_counter()
             with torch.autocast(device.type, enabled=amp):
-                loss, _ = step(images, targets)
+                loss, _ = criterion(model(images, targets), targets)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)

@@ -4,7 +4,8 @@ import torch
 
 from yolovis.config import Config, ConfigError, load_config, save_config
 from yolovis.data.letterbox import PAD_VALUE, LetterboxInfo, letterbox_image
-from yolovis.engine.inference import Detector, save_inference_checkpoint
+from yolovis.engine.checkpoint import save_inference_checkpoint
+from yolovis.engine.inference import Detector
 from yolovis.errors import UserError
 
 

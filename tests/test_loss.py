@@ -3,11 +3,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from targets import frame_targets
 
 from yolovis.config import CriterionConfig
 from yolovis.loss.assign import NEGATIVE_IOU, POSITIVE_IOU, TOLERANCES, anchor_cell_boxes, assign_targets
 from yolovis.loss.criterion import Criterion
-from yolovis.loss.mask_targets import build_mask_rois
+from yolovis.loss.mask_targets import build_mask_targets
 from yolovis.model.anchors import decode_boxes
 from yolovis.model.detector import ModelOutput
 
@@ -82,16 +83,20 @@ def test_empty_image_has_only_negatives():
 
 def fake_output(batch=2, k=3, requires_grad=True):
     preds = [torch.zeros(batch, 1, h, w, 5 + k, requires_grad=requires_grad) for h, w in GRIDS]
-    return ModelOutput(preds, [], ANCHORS, STRIDES)
+    return ModelOutput(preds, [], ANCHORS, STRIDES, [], [torch.zeros((0, 4))] * batch, torch.zeros((0, 28, 28)))
+
+
+def targets(boxes: list[torch.Tensor], labels: list[torch.Tensor]) -> list:
+    return [frame_targets(b, lab) for b, lab in zip(boxes, labels, strict=True)]
 
 
 def test_losses_by_hand_with_zero_predictions():
     out = fake_output(batch=1)
     gt = [torch.tensor([[6.0, 6.0, 22.0, 22.0]])]
-    crit = Criterion(CriterionConfig(balancing="none"))
-    targets = crit.assign(out, gt, [torch.tensor([1])])[0]
-    total, log = crit(out, gt, [torch.tensor([1])])
-    t0 = targets[0]
+    crit = Criterion(CriterionConfig(balancing="none"), len(STRIDES))
+    assigned = crit.assign(out, gt, [torch.tensor([1])])[0]
+    total, log = crit(out, targets(gt, [torch.tensor([1])]))
+    t0 = assigned[0]
     npos = int(t0.positive.sum())
     expected_box = F.smooth_l1_loss(torch.zeros_like(t0.box_deltas), t0.box_deltas, beta=1 / 9, reduction="sum") / npos
     # Zero logits: BCE = log 2 for every counted cell; CE over K = 3 classes = log 3.
@@ -109,7 +114,7 @@ def test_no_ground_truth_still_carries_gradient():
     out = fake_output()
     empty = [torch.zeros((0, 4))] * 2
     labels = [torch.zeros((0,), dtype=torch.long)] * 2
-    total, log = Criterion(CriterionConfig())(out, empty, labels)
+    total, log = Criterion(CriterionConfig(), len(STRIDES))(out, targets(empty, labels))
     total.backward()
     assert log["box"] == 0 and log["cls"] == 0 and log["obj"] > 0
     assert all(p.grad is not None for p in out.predictions)
@@ -117,15 +122,15 @@ def test_no_ground_truth_still_carries_gradient():
 
 @pytest.mark.parametrize(("balancing", "shape"), [("per_level", (4, 3)), ("global", (1, 3))])
 def test_balancing_weights_follow_eq1(balancing, shape):
-    crit = Criterion(CriterionConfig(balancing=balancing))
+    crit = Criterion(CriterionConfig(balancing=balancing), len(STRIDES))
     assert crit.level_weights.shape == shape
     with torch.no_grad():
         crit.level_weights.fill_(math.log(2.0))
         crit.mask_weight.fill_(0.0)
     out = fake_output(batch=1)
     gt, lab = [torch.tensor([[6.0, 6.0, 22.0, 22.0]])], [torch.tensor([1])]
-    _, raw_log = Criterion(CriterionConfig(balancing="none"))(out, gt, lab)
-    total, log = crit(out, gt, lab)
+    _, raw_log = Criterion(CriterionConfig(balancing="none"), len(STRIDES))(out, targets(gt, lab))
+    total, log = crit(out, targets(gt, lab))
     raw_sum = sum(raw_log[f"{n}_{s}"] for n in ("box", "obj", "cls") for s in STRIDES)
     # 1/2 (exp(-w) L + w) summed: each of the weighted terms contributes w/2 = log(2)/2.
     expected = 0.5 * (raw_sum / 2 + shape[0] * shape[1] * math.log(2.0)) + 0.5 * raw_log["mask"]
@@ -135,13 +140,14 @@ def test_balancing_weights_follow_eq1(balancing, shape):
     assert crit.level_weights.grad.abs().sum() > 0
 
 
-def test_mask_rois_add_ground_truth_and_cut_targets():
+def test_mask_targets_are_cut_from_the_matched_ground_truth():
+    # (That the ground-truth boxes join the RoIs is the forward's job: test_model.py.)
     masks = torch.zeros(1, 64, 64, dtype=torch.uint8)
     masks[0, 16:48, 16:32] = 1  # left half of its box
     gt = torch.tensor([[16.0, 16.0, 48.0, 48.0]])
     proposals = torch.tensor([[16.0, 16.0, 48.0, 48.0], [0.0, 0.0, 10.0, 10.0]])
-    rois = build_mask_rois([proposals], [gt], [masks])
-    assert rois.rois[0].shape == (3, 4)
+    rois = build_mask_targets([torch.cat((gt, proposals))], [gt], [masks])
+    assert rois.targets.shape == (3, 28, 28)
     assert rois.matched.tolist() == [True, True, False]
     target = rois.targets[0]
     assert target.shape == (28, 28)

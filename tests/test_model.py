@@ -1,6 +1,9 @@
+from dataclasses import replace
+
 import pytest
 import torch
 from darknet_reference import YOLOV4_CFG, conv_shapes, parse_cfg
+from targets import frame_targets, without_proposals
 
 from yolovis.config import ModelConfig
 from yolovis.errors import UserError
@@ -13,11 +16,11 @@ SIZES = [(64, 64), (96, 160)]  # square and non-square (H, W), multiples of 32
 @pytest.mark.parametrize("size", SIZES)
 def test_output_shapes_and_strides(scale, size):
     k = 5
-    model = build_model(ModelConfig(scale=scale, num_classes=k)).eval()
+    model = without_proposals(build_model(ModelConfig(scale=scale, num_classes=k)).eval())
     h, w = size
     rois = [torch.tensor([[4.0, 4.0, 40.0, 30.0], [0.0, 0.0, w, h]]), torch.zeros((0, 4))]
     with torch.no_grad():
-        out = model(torch.rand(2, 3, h, w), rois=rois)
+        out = model(torch.rand(2, 3, h, w), [frame_targets(r, size=(h, w)) for r in rois])
     assert out.strides == (4, 8, 16, 32)
     e = model.embedding.embed_dim
     for pred, emb, s in zip(out.predictions, out.embeddings, out.strides, strict=True):
@@ -65,10 +68,9 @@ def test_head_parameter_count_by_hand():
 
 
 def test_backward_reaches_every_parameter():
-    model = build_model(ModelConfig(scale="tiny", num_classes=3, mask_fc=True)).train()
-    out = model(
-        torch.rand(2, 3, 64, 64), rois=[torch.tensor([[8.0, 8.0, 40.0, 50.0]]), torch.tensor([[0.0, 0, 64, 64]])]
-    )
+    model = without_proposals(build_model(ModelConfig(scale="tiny", num_classes=3, mask_fc=True)).train())
+    rois = [torch.tensor([[8.0, 8.0, 40.0, 50.0]]), torch.tensor([[0.0, 0, 64, 64]])]
+    out = model(torch.rand(2, 3, 64, 64), [frame_targets(r) for r in rois])
     loss = sum(p.square().mean() for p in out.predictions) + out.mask_logits.square().mean()
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
@@ -78,10 +80,29 @@ def test_backward_reaches_every_parameter():
 
 
 def test_mask_head_without_rois_still_carries_gradient():
-    model = build_model(ModelConfig(scale="tiny", num_classes=3))
-    out = model(torch.rand(1, 3, 64, 64), rois=[torch.zeros((0, 4))])
+    model = build_model(ModelConfig(scale="tiny", num_classes=3)).eval()
+    model.selection = without_proposals(model).train_selection  # no detection at all
+    out = model(torch.rand(1, 3, 64, 64))
     assert out.mask_logits.shape == (0, 28, 28)
     out.mask_logits.sum().backward()  # no error: the empty result is part of the graph
+    # With targets but no box anywhere, one RoI still keeps the mask head in the graph (DDP needs it).
+    out = model(torch.rand(1, 3, 64, 64), [frame_targets(torch.zeros((0, 4)))])
+    assert out.mask_logits.shape == (1, 28, 28)
+    out.mask_logits.sum().backward()
+
+
+def test_forward_puts_the_ground_truth_first_among_the_rois():
+    model = build_model(ModelConfig(scale="tiny", num_classes=3)).eval()
+    model.train_selection = replace(model.train_selection, score_threshold=0.0)  # predicted boxes get in too
+    gt = torch.tensor([[16.0, 16.0, 48.0, 48.0]])
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 64), [frame_targets(gt)])
+    assert len(out.rois[0]) == 1 + len(out.proposals[0]) and len(out.proposals[0]) == 8  # train_proposals
+    torch.testing.assert_close(out.rois[0][:1], gt)
+    assert out.mask_logits.shape == (len(out.rois[0]), 28, 28)
+    with torch.no_grad():  # without targets the RoIs are the detections
+        out = model(torch.rand(1, 3, 64, 64))
+    torch.testing.assert_close(out.rois[0], out.proposals[0].boxes)
 
 
 def test_batched_equals_single():
@@ -122,11 +143,12 @@ def test_fused_model_computes_the_same_outputs():
             m.bias.data.uniform_(-0.2, 0.2)
     model.eval()
     x = torch.rand(1, 3, 64, 96)
-    rois = [torch.tensor([[4.0, 4.0, 60.0, 50.0]])]
+    targets = [frame_targets(torch.tensor([[4.0, 4.0, 60.0, 50.0]]), size=(64, 96))]
+    without_proposals(model)
     with torch.no_grad():
-        before = model(x, rois=rois)
+        before = model(x, targets)
         fuse_conv_bn(model)
-        after = model(x, rois=rois)
+        after = model(x, targets)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     for a, b in zip(before.predictions + before.embeddings, after.predictions + after.embeddings, strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

@@ -6,8 +6,9 @@ from torchvision.ops import box_iou
 from yolovis.config import PostprocessConfig
 from yolovis.data.letterbox import LetterboxInfo
 from yolovis.model.anchors import decode_boxes, encode_boxes
-from yolovis.model.detector import ModelOutput
+from yolovis.model.detector import ModelOutput, selection_for_inference
 from yolovis.model.postprocess import Postprocess, paste_masks
+from yolovis.model.proposals import select_boxes
 
 K = 3
 STRIDES = (4, 8, 16, 32)
@@ -24,7 +25,7 @@ def blank_output(batch: int = 1) -> ModelOutput:
         [[[8.0, 8.0], [16.0, 8.0]], [[16, 16], [32, 16]], [[32, 32], [64, 32]], [[64, 64], [128, 64]]]
     )
     embeddings = [torch.zeros(batch, 4, H // s, W // s) for s in STRIDES]
-    return ModelOutput(preds, embeddings, anchors, STRIDES)
+    return ModelOutput(preds, embeddings, anchors, STRIDES, [], [], torch.zeros(0, 28, 28))
 
 
 def place(out: ModelOutput, level: int, anchor: int, row: int, col: int, box: torch.Tensor, label: int, b: int = 0):
@@ -38,9 +39,19 @@ def place(out: ModelOutput, level: int, anchor: int, row: int, col: int, box: to
     cell[5 + label] = 10.0
 
 
-def full_masks(embeddings, rois):
-    # A mask head whose every logit says "object": the pasted mask must then fill the box.
-    return torch.full((sum(len(r) for r in rois), 28, 28), 10.0)
+def selected(out: ModelOutput, cfg: PostprocessConfig) -> list:
+    """The forward's box selection on hand-written head outputs, as (boxes, scores, labels) per image."""
+    proposals = select_boxes(out.predictions, out.anchors, out.strides, selection_for_inference(cfg))
+    return [(p.boxes, p.scores, p.labels) for p in proposals]
+
+
+def postprocess(out: ModelOutput, cfg: PostprocessConfig, letterboxes: list[LetterboxInfo]) -> list:
+    """The forward's selection, a mask head whose every logit says "object" (the pasted mask must then fill the
+    box), then the postprocess."""
+    out.proposals = select_boxes(out.predictions, out.anchors, out.strides, selection_for_inference(cfg))
+    out.rois = [p.boxes for p in out.proposals]
+    out.mask_logits = torch.full((sum(len(r) for r in out.rois), 28, 28), 10.0)
+    return Postprocess(cfg)(out, letterboxes)
 
 
 def test_known_boxes_come_back_in_frame_pixels():
@@ -51,7 +62,7 @@ def test_known_boxes_come_back_in_frame_pixels():
     place(out, level=2, anchor=0, row=5, col=6, box=box_b, label=0)
     # The 128x128 input is a 256x192 (W x H) frame letterboxed: scale 0.5, 16 px of padding top and bottom.
     lb = LetterboxInfo(orig_h=192, orig_w=256, input_h=128, input_w=128, scale=0.5, pad_x=0.0, pad_y=16.0)
-    (det,) = Postprocess(PostprocessConfig(score_threshold=0.5))(out, full_masks, [lb])
+    (det,) = postprocess(out, PostprocessConfig(score_threshold=0.5), [lb])
     assert len(det) == 2
     order = det.labels.argsort(descending=True)
     expected = torch.stack([box_a, box_b]) - torch.tensor([0.0, 16, 0, 16])
@@ -69,7 +80,7 @@ def test_known_boxes_come_back_in_frame_pixels():
 def test_empty_input_gives_empty_detections():
     out = blank_output(batch=2)
     lb = LetterboxInfo.fit(100, 140, 128, 128)
-    dets = Postprocess(PostprocessConfig())(out, full_masks, [lb, lb])
+    dets = postprocess(out, PostprocessConfig(), [lb, lb])
     assert [len(d) for d in dets] == [0, 0]
     assert dets[0].masks.shape == (0, 100, 140)
     assert dets[0].boxes.shape == (0, 4) and dets[0].labels.dtype == torch.int64
@@ -83,11 +94,11 @@ def test_nms_per_level_then_across_levels():
     place(out, level=2, anchor=0, row=3, col=3, box=box - 1, label=1)  # and one on another level
     place(out, level=3, anchor=0, row=0, col=0, box=torch.tensor([0.0, 0, 20, 20]), label=0)
     lb = LetterboxInfo.fit(128, 128, 128, 128)
-    pp = Postprocess(PostprocessConfig(score_threshold=0.5))
-    boxes, scores, labels = pp.select_boxes(out)[0]
+    cfg = PostprocessConfig(score_threshold=0.5)
+    boxes, scores, labels = selected(out, cfg)[0]
     assert len(boxes) == 2
     assert box_iou(boxes, boxes).fill_diagonal_(0).max() < 0.3
-    (det,) = pp(out, full_masks, [lb])
+    (det,) = postprocess(out, cfg, [lb])
     assert len(det) == 2
 
 
@@ -96,8 +107,8 @@ def test_class_aware_nms_keeps_overlapping_boxes_of_other_classes():
     box = torch.tensor([40.0, 40.0, 80.0, 80.0])
     place(out, level=1, anchor=0, row=7, col=7, box=box, label=1)
     place(out, level=1, anchor=1, row=7, col=7, box=box, label=2)
-    agnostic = Postprocess(PostprocessConfig(score_threshold=0.5)).select_boxes(out)[0][0]
-    aware = Postprocess(PostprocessConfig(score_threshold=0.5, class_aware_nms=True)).select_boxes(out)[0][0]
+    agnostic = selected(out, PostprocessConfig(score_threshold=0.5))[0][0]
+    aware = selected(out, PostprocessConfig(score_threshold=0.5, class_aware_nms=True))[0][0]
     assert (len(agnostic), len(aware)) == (1, 2)
 
 

@@ -9,10 +9,11 @@ from test_video import write_video
 from yolovis.cli import main as cli_main
 from yolovis.config import Config, load_config
 from yolovis.data.synth import SynthConfig, generate
-from yolovis.engine.inference import Detector, save_inference_checkpoint
+from yolovis.engine.checkpoint import save_inference_checkpoint
+from yolovis.engine.inference import Detector
 from yolovis.engine.predict import VideoTracker
-from yolovis.engine.video import VideoWriter, open_source
 from yolovis.eval import check_results
+from yolovis.io.video import VideoWriter, open_source
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,15 @@ from yolovis.cli import main as cli_main
 from yolovis.config import Config, TrainConfig, load_config
 from yolovis.data.augment import AugmentConfig
 from yolovis.data.sample import collate_frames
+from yolovis.data.sampling import epoch_batches
 from yolovis.data.synth import SynthConfig, generate
 from yolovis.data.ytvis import YTVISDataset
-from yolovis.engine.checkpoint import load_training_checkpoint
-from yolovis.engine.inference import Detector, read_checkpoint
+from yolovis.engine.checkpoint import load_training_checkpoint, read_checkpoint
+from yolovis.engine.inference import Detector
 from yolovis.engine.optim import apply_lr, build_optimizer, lr_factor
-from yolovis.engine.train import TrainingDiverged, TrainStep, epoch_batches, train
+from yolovis.engine.train import TrainingDiverged, train
 from yolovis.loss.criterion import Criterion
 from yolovis.model import build_model
-from yolovis.model.postprocess import Postprocess
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,26 +52,26 @@ def test_tiny_model_overfits_a_handful_of_frames(tmp_path):
     ds = YTVISDataset(tmp_path / "instances.json", img_size=(128, 160), augment=None)
     images, targets = collate_frames([ds[i] for i in range(len(ds))])
     model = build_model(cfg.model)
-    criterion = Criterion(cfg.train.criterion)
-    step = TrainStep(model, criterion, 8)
+    criterion = Criterion(cfg.train.criterion, len(model.strides))
     optimizer = build_optimizer(model, criterion, cfg.train)
     x = images.float() / 255
     raw = []
     for _ in range(110):
         apply_lr(optimizer, cfg.train, 0.5, False)
-        loss, log = step(x, targets)
+        loss, log = criterion(model(x, targets), targets)
         raw.append(log["box"] + log["obj"] + log["cls"] + log["mask"])
         optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(step.parameters(), 10)
+        torch.nn.utils.clip_grad_norm_([*model.parameters(), *criterion.parameters()], 10)
         optimizer.step()
     assert raw[-1] < raw[0] / 10
     # The balancing weights moved away from their initial 0 (they are in the optimizer and learn).
     assert criterion.level_weights.abs().max() > 0.5 and abs(criterion.mask_weight.item()) > 0.1
     model.eval()
     with torch.no_grad():
-        selected = Postprocess(cfg.postprocess).select_boxes(model(x))
-    for (boxes, scores, labels), target in zip(selected, targets, strict=True):
+        selected = model(x).proposals
+    for (boxes, scores, labels), target in zip(((p.boxes, p.scores, p.labels) for p in selected), targets,
+                                               strict=True):  # fmt: skip
         keep = scores > 0.3
         iou = box_iou(target.boxes, boxes[keep])
         best = iou.argmax(1)
@@ -82,7 +82,7 @@ def test_tiny_model_overfits_a_handful_of_frames(tmp_path):
 def test_param_groups_decay_only_weights():
     cfg = TrainConfig(weight_decay=0.01)
     model = build_model(load_config(Config, None, ["model.num_classes=2"]).model)
-    criterion = Criterion(cfg.criterion)
+    criterion = Criterion(cfg.criterion, len(model.strides))
     optimizer = build_optimizer(model, criterion, cfg)
     names = {id(p): n for n, p in model.named_parameters()}
     for group in optimizer.param_groups:
@@ -207,7 +207,7 @@ def test_resume_restores_every_part(tiny_data, tmp_path):
     result = train(tiny_config(epochs=1), tiny_data, tmp_path / "run")
     cfg = result_cfg = tiny_config(epochs=1)
     model = build_model(load_config(Config, None, ["model.num_classes=2"]).model)
-    criterion = Criterion(cfg.train.criterion)
+    criterion = Criterion(cfg.train.criterion, len(model.strides))
     optimizer = build_optimizer(model, criterion, result_cfg.train)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     state = load_training_checkpoint(tmp_path / "run" / "last.pt", model=model, criterion=criterion,

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from yolovis.engine.video import MotWriter, VideoWriter, draw_overlay, open_source, read_mot
 from yolovis.errors import UserError
+from yolovis.io.draw import draw_overlay
+from yolovis.io.mot import MotWriter, read_mot
+from yolovis.io.video import VideoWriter, open_source
 from yolovis.model.detections import Detections
 
 H, W = 64, 96

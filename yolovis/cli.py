@@ -24,9 +24,12 @@ def _size(text: str) -> tuple[int, int]:
             w = h = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size (S or WxH)") from None
-    if w <= 0 or h <= 0 or w % 32 or h % 32:
-        raise argparse.ArgumentTypeError(f"{text!r}: the network input must be a positive multiple of 32")
-    return h, w
+    from yolovis.data.letterbox import check_input_size
+
+    try:
+        return check_input_size(h, w)
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 # --------------------------------------------------------------------------------------------------- info
@@ -134,9 +137,9 @@ def _add_anchors(sub: argparse._SubParsersAction) -> None:
 def _anchors(args: argparse.Namespace) -> None:
     from yolovis.data.anchors_kmeans import fit_anchors, write_anchor_config
     from yolovis.data.annotations import load_vis_annotations
+    from yolovis.data.letterbox import check_input_size
 
-    if args.img_size <= 0 or args.img_size % 32:
-        raise UserError(f"--img-size {args.img_size}: must be a positive multiple of 32")
+    check_input_size(args.img_size, args.img_size)
     fit = fit_anchors(load_vis_annotations(args.ann), args.per_level, args.img_size, seed=args.seed)
     for level, anchors in enumerate(fit.per_level()):
         print(f"level {level} (stride {4 << level:>2}): " + "  ".join(f"{w:g}x{h:g}" for w, h in anchors))
@@ -185,7 +188,7 @@ def _train(args: argparse.Namespace) -> None:
             flags.setdefault("train", {})[key] = value
     cfg = merge(cfg, flags, "command line")
     if args.resume is not None:
-        from yolovis.engine.inference import read_checkpoint
+        from yolovis.engine.checkpoint import read_checkpoint
 
         # A resumed run continues with the config it was started with (only the time limit may change).
         saved = read_checkpoint(args.resume)["config"]
@@ -238,7 +241,7 @@ def _add_inference_options(p: argparse.ArgumentParser) -> None:
 
 
 def _inference_options(args: argparse.Namespace, stride: int = 1, video: bool = True):
-    from yolovis.engine.predict import TrackOptions
+    from yolovis.engine.track import TrackOptions
 
     if args.batch < 1:
         raise UserError(f"--batch must be >= 1, got {args.batch}")
@@ -260,7 +263,7 @@ def _add_track(sub: argparse._SubParsersAction) -> None:
 def _track(args: argparse.Namespace) -> None:
     import warnings
 
-    from yolovis.engine.predict import track_source
+    from yolovis.engine.track import track_source
 
     with warnings.catch_warnings(record=True) as caught:  # a truncated video: one line, not a stack frame
         warnings.simplefilter("always", UserWarning)
@@ -314,7 +317,7 @@ def _diagnose(args: argparse.Namespace) -> None:
     from yolovis.config import merge, parse_override, save_config
     from yolovis.data.annotations import load_vis_annotations
     from yolovis.engine.diagnose import diagnose, format_diagnosis
-    from yolovis.engine.predict import load_detector
+    from yolovis.engine.track import load_detector
     from yolovis.fileio import atomic_write_json
 
     detector = load_detector(args.checkpoint, _inference_options(args))
@@ -323,13 +326,12 @@ def _diagnose(args: argparse.Namespace) -> None:
     total = load_vis_annotations(args.ann).num_frames
     with tqdm(total=total, desc="detect", unit="frame", dynamic_ncols=True) as bar:
         diagnosis, _ = diagnose(detector, args.ann, args.images, batch_size=args.batch, progress=bar.update)
-    print(format_diagnosis(diagnosis))
+    print(format_diagnosis(diagnosis.summary))
     if args.out is not None:
         out = Path(args.out)
-        results = diagnosis.pop("results")
-        atomic_write_json(out / "results_tracker.json", results["tracker"])
-        atomic_write_json(out / "results_oracle.json", results["oracle"])
-        atomic_write_json(out / "diagnosis.json", diagnosis, indent=2)
+        atomic_write_json(out / "results_tracker.json", diagnosis.results["tracker"])
+        atomic_write_json(out / "results_oracle.json", diagnosis.results["oracle"])
+        atomic_write_json(out / "diagnosis.json", diagnosis.summary, indent=2)
         save_config(detector.config, out / "config.yaml")
         print(f"wrote {out / 'diagnosis.json'} (and both results files)")
 

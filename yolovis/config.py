@@ -1,20 +1,25 @@
 """Configuration: dataclasses with defaults in code, YAML files and `key=value` strings to override them.
 
-Every section is a dataclass; `Config` nests them. The resolved config is saved (as a plain dict) in every
-checkpoint and output folder, so a run can always be reproduced from what it wrote.
+Every section is a dataclass; `Config` nests them. Merging and type checking are OmegaConf's structured configs
+(the library Hydra is built on); its errors are turned into one line that names the key. The resolved config is
+saved (as a plain dict) in every checkpoint and output folder, so a run can always be reproduced from what it
+wrote; keys renamed since (RENAMED_KEYS) are still read, with a warning.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
-import types
-import typing
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from yolovis.data.augment import AugmentConfig
 from yolovis.errors import UserError
@@ -41,6 +46,10 @@ class ModelConfig:
     embed_dim: int | None = None  # embedding channels E; None: the scale's default (S/2 = 208 for full)
     mask_channels: int | None = None  # mask-head conv width; None: the scale's default
     mask_fc: bool = False  # PANet's fully-connected mask branch (the original had it: 19.7 M parameters)
+    # Training RoIs of the mask head: the ground-truth boxes plus the network's own boxes, kept few and loose.
+    train_proposals: int = 8  # predicted boxes per image
+    train_proposal_score: float = 0.05
+    train_proposal_nms: float = 0.7
 
 
 @dataclass
@@ -85,7 +94,6 @@ class TrainConfig:
     time_limit_minutes: float = 0.0  # 0 = no limit; else the schedule fits the budget and the run stops in time
     freeze_backbone_epochs: int = 0  # the original froze the (pretrained) backbone for its first epochs
     checkpoint_every_steps: int = 50  # RUN/last.pt also mid-epoch, so that a killed run resumes where it was
-    mask_proposals_per_image: int = 8  # predicted boxes added to the ground-truth RoIs of the mask head
     val_every_epochs: int = 1
     criterion: CriterionConfig = field(default_factory=CriterionConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -129,84 +137,67 @@ class ConfigError(UserError):
     pass
 
 
+# Keys renamed since earlier versions: configs and checkpoints written with the old name keep loading (the value
+# moves to the new key, with a warning that names both).
+RENAMED_KEYS: dict[str, str] = {
+    "train.mask_proposals_per_image": "model.train_proposals",
+}
+
+_TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true/false", "String": "a string"}
+
+
 def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Convert YAML/CLI values to the annotated type, with an error that names the key."""
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return from_dict(tp, value, where)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, where)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{where}: {value!r} is not a {tp}")
-    if origin is list:
-        (item_tp,) = typing.get_args(tp) or (Any,)
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
-    if tp is Any:
-        return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if tp is int:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | str)
-            or (isinstance(value, str) and not value.strip().lstrip("-").isdigit())
-        ):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return int(value)
-    if tp is float:
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    return value
+def _rename_legacy_keys(data: dict, where: str) -> dict:
+    """A copy of the nested dict `data` with the keys of RENAMED_KEYS moved to their new place."""
+    data = copy.deepcopy(data)
+    for old, new in RENAMED_KEYS.items():
+        *old_path, old_leaf = old.split(".")
+        node = data
+        for part in old_path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or old_leaf not in node:
+            continue
+        value = node.pop(old_leaf)
+        warnings.warn(f"{where}: config key '{old}' is now '{new}'; read as '{new}'", UserWarning, stacklevel=3)
+        *new_path, new_leaf = new.split(".")
+        target = data
+        for part in new_path:
+            target = target.setdefault(part, {})
+        target.setdefault(new_leaf, value)  # where both are given, the new key wins
+    return data
+
+
+def _one_line(error: OmegaConfBaseException, where: str) -> ConfigError:
+    """OmegaConf's multi-line messages as one line that names the key."""
+    key = getattr(error, "full_key", None) or "?"
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, ConfigKeyError | ConfigAttributeError):
+        return ConfigError(f"{where}: unknown key '{key}'")
+    converted = re.match(r"Value '(.*)' (?:of type '\w+' )?could not be converted to (\w+)", message)
+    if converted:
+        wanted = _TYPE_WORDS.get(converted.group(2), converted.group(2))
+        return ConfigError(f"{where}: {key}: expected {wanted}, got {converted.group(1)!r}")
+    return ConfigError(f"{where}: {key}: {message}")
+
+
+def merge(cfg: T, data: dict, where: str = "config") -> T:
+    """A copy of dataclass `cfg` with the keys of `data` (nested dicts for nested sections) replaced, types
+    checked and converted by OmegaConf's structured configs; unknown keys are errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(cfg), _rename_legacy_keys(data, where))
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise _one_line(e, where) from None
 
 
 def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
     """Build dataclass `cls` from a (partial) dict; unknown keys are errors, missing keys take defaults."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(names)}")
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
-    return cls(**kwargs)
-
-
-def merge(cfg: T, data: dict, where: str = "config") -> T:
-    """A copy of dataclass `cfg` with the keys of `data` (nested dicts for nested sections) replaced."""
-    current = to_dict(cfg)
-
-    def deep(base: dict, new: dict) -> dict:
-        out = dict(base)
-        for k, v in new.items():
-            out[k] = deep(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-        return out
-
-    return from_dict(type(cfg), deep(current, data), where)
+    return merge(cls(), data, where)
 
 
 def parse_override(text: str) -> dict:

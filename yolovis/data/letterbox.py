@@ -1,4 +1,5 @@
-"""Letterbox: the one place that knows how network-input pixels map back to the original frame."""
+"""Letterbox: the one place that knows how network-input pixels map back to the original frame, and what a
+network input size may be."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from yolovis.errors import UserError
+
 PAD_VALUE = 114  # grey, as YOLOv4/v5 pad; keeps the padding away from both black and white objects
+
+
+def check_input_size(height: int, width: int) -> tuple[int, int]:
+    """The one check of a network input size (the pyramid goes down to stride 32); returns (H, W)."""
+    if height <= 0 or width <= 0 or height % 32 or width % 32:
+        raise UserError(f"network input {width}x{height}: width and height must be positive multiples of 32")
+    return int(height), int(width)
 
 
 @dataclass(frozen=True)

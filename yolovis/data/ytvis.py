@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from yolovis.data.annotations import VideoRecord, VISAnnotations, load_vis_annotations
 from yolovis.data.augment import AugmentConfig, FrameArrays, augment_frame, drop_degenerate, mosaic
-from yolovis.data.letterbox import LetterboxInfo, letterbox_image
+from yolovis.data.letterbox import LetterboxInfo, check_input_size, letterbox_image
 from yolovis.data.masks import masks_to_boxes
 from yolovis.data.sample import FrameSample
 from yolovis.errors import UserError
@@ -81,9 +81,7 @@ class YTVISDataset(Dataset):
         self.images_dir = Path(images_dir) if images_dir is not None else Path(ann.source).parent / "JPEGImages"
         if not self.images_dir.is_dir():
             raise UserError(f"{ann.source}: image folder {self.images_dir} not found (set --images DIR)")
-        h, w = int(img_size[0]), int(img_size[1])
-        if h <= 0 or w <= 0 or h % 32 or w % 32:
-            raise ValueError(f"img_size {img_size}: (H, W) must be positive multiples of 32")
+        h, w = check_input_size(int(img_size[0]), int(img_size[1]))
         if mode not in ("frames", "pairs", "clips"):
             raise ValueError(f"mode {mode!r}: expected 'frames', 'pairs' or 'clips'")
         self.img_size = (h, w)

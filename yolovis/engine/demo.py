@@ -44,9 +44,8 @@ def feature_map_figure(detector, image: np.ndarray, path: Path) -> None:
     x, _ = detector.preprocess([image])  # (1, 3, H, W), letterboxed as the detector sees it
     letterboxed = (x[0].float().permute(1, 2, 0) * 255).round().byte().cpu().numpy()
     with torch.no_grad():
-        b2, b3, b4, b5 = model.backbone(x)
-        features = model.neck([b2, b3, b4, model.spp(b5)])
-    rows = [("backbone", [b2, b3, b4, b5]), ("neck", features)]
+        features = model.forward_dense(x).features  # the forward's own maps: backbone b2..b5, neck n2..n5
+    rows = [("backbone", features["backbone"]), ("neck", features["neck"])]
     fig, axes = plt.subplots(2, 5, figsize=(15, 5.4))
     for r, (name, maps) in enumerate(rows):
         axes[r, 0].imshow(letterboxed)
@@ -64,12 +63,13 @@ def feature_map_figure(detector, image: np.ndarray, path: Path) -> None:
 
 def run_demo(out_dir: str | os.PathLike, minutes: float = 8.0, device: str | None = None) -> dict:
     from yolovis.data.anchors_kmeans import fit_anchors
-    from yolovis.data.annotations import load_vis_annotations, read_json
+    from yolovis.data.annotations import load_vis_annotations
+    from yolovis.engine.diagnose import diagnose, format_diagnosis
     from yolovis.engine.inference import Detector
-    from yolovis.engine.predict import TrackOptions, predict_videos, track_video
+    from yolovis.engine.track import TrackOptions, track_video
     from yolovis.engine.train import train
     from yolovis.eval.plots import write_plots
-    from yolovis.eval.ytvis_eval import evaluate_vis, format_table
+    from yolovis.eval.ytvis_eval import format_table
     from yolovis.fileio import atomic_write_json
 
     start = time.monotonic()
@@ -93,12 +93,13 @@ def run_demo(out_dir: str | os.PathLike, minutes: float = 8.0, device: str | Non
     run = out / "run"
     result = train(cfg, data / "train" / "instances.json", run, device=str(dev))  # scored once, below
 
-    print("[3/5] tracking the held-out videos and scoring them (official YouTube-VIS metrics)")
+    print("[3/5] tracking the held-out videos and scoring them: per frame, tracked, and with perfect association")
     detector = Detector.from_checkpoint(run / "last.pt", device=str(dev))
-    results = predict_videos(detector, held_out)
-    atomic_write_json(out / "results.json", results)
-    evaluation = evaluate_vis(read_json(held_out), results, gt_source=str(held_out))
+    diagnosis, _ = diagnose(detector, held_out)  # one pass of the network, three scores (`yolovis diagnose`)
+    evaluation = diagnosis.evaluation
+    atomic_write_json(out / "results.json", diagnosis.results["tracker"])
     atomic_write_json(out / "metrics.json", evaluation.metrics, indent=2)
+    atomic_write_json(out / "diagnosis.json", diagnosis.summary, indent=2)
     plots = out / "plots"
     write_plots(evaluation, plots)
 
@@ -106,13 +107,13 @@ def run_demo(out_dir: str | os.PathLike, minutes: float = 8.0, device: str | Non
     video_dir = data / "held_out" / "JPEGImages" / "video_0000"
     track_video(detector, video_dir, out / "track", TrackOptions(device=str(dev)))  # the detector loaded above
     shutil.copyfile(out / "track" / "overlay.mp4", out / "overlay.mp4")
-    from yolovis.engine.video import open_source
+    from yolovis.io.video import open_source
 
     _, frame = next(iter(open_source(video_dir)))
     feature_map_figure(detector, frame, plots / "feature_maps.png")
     save_config(detector.config, out / "config.yaml")
 
-    m = evaluation.metrics
+    m, d = evaluation.metrics, diagnosis.summary
     summary = {
         "minutes_total": (time.monotonic() - start) / 60,
         "train_steps": result.state.global_step,
@@ -120,10 +121,14 @@ def run_demo(out_dir: str | os.PathLike, minutes: float = 8.0, device: str | Non
         "AP50": m["AP50"],
         "AP75": m["AP75"],
         "HOTA": (m.get("tracking") or {}).get("HOTA"),
+        "frame_AP50": d["frame"]["AP50"],
+        "oracle_AP50": d["oracle"]["AP50"],
     }
     print("[5/5] done")
     print(format_table(m))
-    print(f"held-out video mask AP50 {m['AP50']:.3f}, AP {m['AP']:.3f}; {result.state.global_step} training steps; "
-          f"{summary['minutes_total']:.1f} min in all")  # fmt: skip
-    print(f"outputs in {out}: metrics.json, results.json, overlay.mp4, plots/, run/ (checkpoints)")
+    print(format_diagnosis(d))
+    print(f"held-out video mask AP50 {m['AP50']:.3f}, AP {m['AP']:.3f} (tracker {cfg.track.method!r}; per frame "
+          f"{d['frame']['AP50']:.3f}, perfect association {d['oracle']['AP50']:.3f}); "
+          f"{result.state.global_step} training steps; {summary['minutes_total']:.1f} min in all")  # fmt: skip
+    print(f"outputs in {out}: metrics.json, diagnosis.json, results.json, overlay.mp4, plots/, run/ (checkpoints)")
     return summary

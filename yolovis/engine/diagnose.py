@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from yolovis.config import TrackerConfig
 from yolovis.data.annotations import VISAnnotations, parse_vis_annotations, read_json
 from yolovis.engine.inference import Detector
-from yolovis.engine.predict import annotation_frames, batched
+from yolovis.engine.predict import annotation_frames
+from yolovis.engine.stream import batched
 from yolovis.eval.frame_ap import frame_mask_ap
-from yolovis.eval.ytvis_eval import evaluate_vis
+from yolovis.eval.ytvis_eval import VISEvaluation, evaluate_vis
 from yolovis.track.build import build_tracker
 from yolovis.track.mask_iou import encode_masks
 from yolovis.track.oracle import oracle_results
@@ -86,16 +87,22 @@ def _video_figures(metrics: dict) -> dict:
     return out
 
 
+@dataclass
+class Diagnosis:
+    summary: dict  # JSON-ready: frame, tracker, oracle, lost_to_association, per_video
+    results: dict[str, list[dict]]  # YouTube-VIS results of "tracker" and "oracle"
+    evaluation: VISEvaluation  # the tracker's full evaluation (per-category AP, curves, confusion: the plots)
+
+
 def diagnose_detections(
     gt: dict,
     videos: list[VideoDetections],
     tracker_cfg: TrackerConfig,
     label_to_category: list[int],
     gt_source: str = "annotations",
-) -> dict:
+) -> Diagnosis:
     """Frame AP, tracker and oracle video AP (and tracking metrics), overall and per video, of recorded
-    detections against the parsed annotation dict `gt`. Returns the JSON-ready diagnosis (results included
-    under "results": {"tracker": [...], "oracle": [...]})."""
+    detections against the parsed annotation dict `gt`."""
     ann = parse_vis_annotations(gt, gt_source)
     frame = frame_mask_ap(ann, _frame_detections(videos, label_to_category))
     tracked, oracle = {}, {}
@@ -122,18 +129,18 @@ def diagnose_detections(
             "AP50_lost_to_association": o["AP50"] - t["AP50"] if min(t["AP50"], o["AP50"]) >= 0 else None,
         })  # fmt: skip
     tracker_fig, oracle_fig = _video_figures(tracker_eval.metrics), _video_figures(oracle_eval.metrics)
-    return {
+    summary = {
         "frame": {k: frame[k] for k in ("AP", "AP50", "AP75", "AR1", "AR10")},
         "tracker": {"method": tracker_cfg.method, **tracker_fig},
         "oracle": oracle_fig,
         "lost_to_association": {k: oracle_fig[k] - tracker_fig[k] for k in ("AP", "AP50", "AP75")},
         "per_video": sorted(per_video, key=lambda r: -(r["AP50_lost_to_association"] or 0.0)),
-        "results": {"tracker": every(tracked), "oracle": every(oracle)},
     }
+    return Diagnosis(summary, {"tracker": every(tracked), "oracle": every(oracle)}, tracker_eval)
 
 
 def format_diagnosis(d: dict, worst: int = 5) -> str:
-    """The diagnosis as a text table: three rows (frame, tracker, oracle), then the videos that lost most."""
+    """`Diagnosis.summary` as a text table: three rows (frame, tracker, oracle), then the videos that lost most."""
     keys = ("AP", "AP50", "AP75", "AR10")
     lines = [f"{'':32}" + "".join(f"{k:>7}" for k in keys) + "".join(f"{k:>7}" for k in TRACKING_KEYS)]
     rows = (("per-frame mask AP (detector)", d["frame"]), (f"video AP, tracker {d['tracker']['method']!r}",
@@ -160,7 +167,7 @@ def diagnose(
     tracker_cfg: TrackerConfig | None = None,
     batch_size: int = 4,
     progress: Callable[[int], None] | None = None,
-) -> tuple[dict, list[VideoDetections]]:
+) -> tuple[Diagnosis, list[VideoDetections]]:
     """Record the detector's detections on ANN's frames and diagnose them (`diagnose_detections`)."""
     gt = read_json(ann_file)
     ann = parse_vis_annotations(gt, str(ann_file))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from yolovis.config import TrainConfig
 
@@ -63,32 +63,41 @@ def apply_lr(optimizer: torch.optim.Optimizer, cfg: TrainConfig, progress: float
     return cfg.lr * factor
 
 
-class ModelEMA:
-    """Exponential moving average of a model's parameters and buffers; its decay ramps up from 0 so the average
-    is not dominated by the random initial weights in short runs."""
+def ema_decay(updates: int, decay: float, warmup_steps: int) -> float:
+    """The EMA's decay at its `updates`-th update: it ramps up from 0, so that the average is not dominated by
+    the random initial weights in short runs."""
+    return decay * (1 - math.exp(-updates / max(warmup_steps, 1)))
 
-    def __init__(self, model: nn.Module, decay: float, warmup_steps: int) -> None:
-        self.module = copy.deepcopy(model).eval()
-        for p in self.module.parameters():
-            p.requires_grad_(False)
-        self.decay = decay
-        self.warmup_steps = warmup_steps
-        self.updates = 0
+
+def build_ema(model: nn.Module, decay: float, warmup_steps: int) -> AveragedModel:
+    """An exponential moving average of the weights and buffers: torch's `AveragedModel` with the ramped decay.
+
+    Its first update already averages with the initial weights (n_averaged starts at 1 instead of AveragedModel's
+    copy on the first call), floating-point tensors are averaged as ema * d + weights * (1 - d), and integer
+    buffers (BN's batch counts) follow the model. `ema.module` is the averaged network.
+    """
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.updates += 1
-        d = self.decay * (1 - math.exp(-self.updates / max(self.warmup_steps, 1)))
-        source = model.state_dict()
-        for name, value in self.module.state_dict().items():
-            if value.dtype.is_floating_point:
-                value.mul_(d).add_(source[name].detach(), alpha=1 - d)
-            else:
-                value.copy_(source[name])
+    def average(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        if not averaged[0].is_floating_point():
+            torch._foreach_copy_(averaged, current)
+            return
+        d = ema_decay(int(n_averaged), decay, warmup_steps)
+        torch._foreach_mul_(averaged, d)
+        torch._foreach_add_(averaged, current, alpha=1 - d)
 
-    def state_dict(self) -> dict:
-        return {"module": self.module.state_dict(), "updates": self.updates}
+    ema = AveragedModel(model, multi_avg_fn=average, use_buffers=True)
+    ema.n_averaged.fill_(1)
+    ema.module.eval()
+    for p in ema.module.parameters():
+        p.requires_grad_(False)
+    return ema
 
-    def load_state_dict(self, state: dict) -> None:
-        self.module.load_state_dict(state["module"])
-        self.updates = state["updates"]
+
+def ema_updates(ema: AveragedModel) -> int:
+    """How many times the EMA was updated (what the checkpoint records)."""
+    return int(ema.n_averaged) - 1
+
+
+def set_ema_updates(ema: AveragedModel, updates: int) -> None:
+    ema.n_averaged.fill_(updates + 1)

@@ -41,15 +41,13 @@ class Validator:
 
     @torch.no_grad()
     def loss(self, model: YoloV4Plus1, criterion: Criterion) -> dict[str, float]:
-        from yolovis.engine.train import TrainStep
-
-        step = TrainStep(model, criterion, self.cfg.train.mask_proposals_per_image).eval()
         loader = DataLoader(self.dataset, batch_size=self.cfg.train.batch_size, collate_fn=collate_frames)
         sums: dict[str, float] = {}
         batches = 0
         for images, targets in loader:
             images = images.to(self.device).float().div_(255)
-            _, log = step(images, [t.to(self.device) for t in targets])
+            targets = [t.to(self.device) for t in targets]
+            _, log = criterion(model(images, targets), targets)
             for k in ("loss", "box", "obj", "cls", "mask"):
                 sums[k] = sums.get(k, 0.0) + log[k]
             batches += 1

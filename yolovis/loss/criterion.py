@@ -14,15 +14,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from yolovis.config import CriterionConfig
+from yolovis.data.sample import FrameSample
 from yolovis.loss.assign import LevelTargets, assign_targets
-from yolovis.loss.mask_targets import MaskRois
+from yolovis.loss.mask_targets import build_mask_targets
 from yolovis.model.detector import ModelOutput
 
 LEVEL_LOSSES = ("box", "obj", "cls")
 
 
 class Criterion(nn.Module):
-    def __init__(self, cfg: CriterionConfig, num_levels: int = 4) -> None:
+    def __init__(self, cfg: CriterionConfig, num_levels: int) -> None:
         super().__init__()
         if cfg.balancing not in ("per_level", "global", "none"):
             raise ValueError(f"balancing must be per_level, global or none, not {cfg.balancing!r}")
@@ -47,25 +48,21 @@ class Criterion(nn.Module):
             for boxes, labels in zip(gt_boxes, gt_labels, strict=True)
         ]
 
-    def forward(
-        self,
-        output: ModelOutput,
-        gt_boxes: list[torch.Tensor],
-        gt_labels: list[torch.Tensor],
-        mask_rois: MaskRois | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Returns the balanced total loss and a log of every raw loss, weight and count."""
-        targets = self.assign(output, gt_boxes, gt_labels)
+    def forward(self, output: ModelOutput, targets: list[FrameSample]) -> tuple[torch.Tensor, dict[str, float]]:
+        """`output` of a forward given `targets`; returns the balanced total loss and a log of every raw loss,
+        weight and count."""
+        gt_boxes = [t.boxes for t in targets]
+        assigned = self.assign(output, gt_boxes, [t.labels for t in targets])
         raw = torch.stack(
-            [self.level_losses(pred, [t[k] for t in targets]) for k, pred in enumerate(output.predictions)]
+            [self.level_losses(pred, [a[k] for a in assigned]) for k, pred in enumerate(output.predictions)]
         )
         # raw: (L, 3) box, obj, cls
-        if output.mask_logits is not None and mask_rois is not None and bool(mask_rois.matched.any()):
-            logits = output.mask_logits[mask_rois.matched]
-            mask_loss = F.binary_cross_entropy_with_logits(logits, mask_rois.targets[mask_rois.matched])
+        masks = build_mask_targets(output.rois, gt_boxes, [t.masks for t in targets])
+        if bool(masks.matched.any()):
+            logits = output.mask_logits[masks.matched]
+            mask_loss = F.binary_cross_entropy_with_logits(logits, masks.targets[masks.matched])
         else:
-            zero_source = output.mask_logits if output.mask_logits is not None else output.predictions[0]
-            mask_loss = zero_source.sum() * 0.0
+            mask_loss = output.mask_logits.sum() * 0.0  # zero, with the mask head still in the graph
 
         if self.cfg.balancing == "none":
             total = raw.sum() + mask_loss  # mask included here; the balanced variants add it below
@@ -91,7 +88,7 @@ class Criterion(nn.Module):
                 for j, name in enumerate(LEVEL_LOSSES):
                     log[f"w_{name}{suffix}"] = float(self.level_weights[i, j].detach())
             log["w_mask"] = float(self.mask_weight.detach())
-        log["positives"] = float(sum(int(t[k].positive.sum()) for t in targets for k in range(len(t))))
+        log["positives"] = float(sum(int(a[k].positive.sum()) for a in assigned for k in range(len(a))))
         return total, log
 
     def level_losses(self, pred: torch.Tensor, targets: list[LevelTargets]) -> torch.Tensor:

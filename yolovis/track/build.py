@@ -8,9 +8,10 @@ from yolovis.track.greedy import GreedyTracker
 from yolovis.track.memory import MemoryTracker
 
 TRACK_METHODS = ("greedy", "memory")
+Tracker = GreedyTracker | MemoryTracker  # both: encode(detections), update(frame, detections, rles), results(...)
 
 
-def build_tracker(cfg: TrackerConfig) -> GreedyTracker | MemoryTracker:
+def build_tracker(cfg: TrackerConfig) -> Tracker:
     """A fresh tracker for one video, as `cfg.method` says."""
     if cfg.method == "greedy":
         return GreedyTracker(cfg)

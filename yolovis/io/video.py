@@ -1,5 +1,5 @@
-"""Frame sources (a video file, a folder of frames, a glob) and writers (overlay video, MOT rows), streaming:
-nothing holds more than one frame."""
+"""Video in and out: frame sources (a video file, a folder of frames or a glob, decoded one frame at a time,
+nothing holds more than one frame) and the H.264 writer of overlay videos."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 
 from yolovis.errors import UserError
-from yolovis.model.detections import Detections
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -121,30 +120,6 @@ def open_source(source: str | os.PathLike, stride: int = 1) -> FrameSource:
     return FrameSource("video", text, [], fps=fps, stride=stride, expected=int(expected))
 
 
-def palette(track_id: int) -> tuple[int, int, int]:
-    """A stable, distinct RGB colour per track id (golden-ratio hues)."""
-    hue = int((track_id * 0.618033988749895 % 1.0) * 179)
-    hsv = np.uint8([[[hue, 220, 255]]])
-    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
-
-
-def draw_overlay(frame: np.ndarray, det: Detections, track_ids: list[int], names: list[str]) -> np.ndarray:
-    """Masks (half-transparent), boxes, class names and track ids over an RGB frame."""
-    out = frame.copy()
-    for k in range(len(det)):
-        if track_ids[k] < 0:
-            continue
-        colour = np.array(palette(track_ids[k]), dtype=np.float32)
-        mask = det.masks[k].numpy()
-        out[mask] = (0.5 * out[mask] + 0.5 * colour).astype(np.uint8)
-        x0, y0, x1, y1 = (int(round(v)) for v in det.boxes[k].tolist())
-        c = tuple(int(v) for v in colour)
-        cv2.rectangle(out, (x0, y0), (x1, y1), c, 2)
-        label = f"{track_ids[k]} {names[int(det.labels[k])]} {float(det.scores[k]):.2f}"
-        cv2.putText(out, label, (x0, max(y0 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, c, 1, cv2.LINE_AA)
-    return out
-
-
 class VideoWriter:
     """H.264 (or MPEG-4 where libx264 is missing) via PyAV, into a temporary file renamed by `close()`."""
 
@@ -181,47 +156,3 @@ class VideoWriter:
     def abort(self) -> None:
         self.container.close()
         self.tmp.unlink(missing_ok=True)
-
-
-class MotWriter:
-    """MOT-challenge style rows `frame (1-based), track id, x, y, w, h, score, category id`, one per tracked
-    detection, streamed into a temporary file (memory stays flat) that `close()` renames into place."""
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp")
-        self.file = open(self.tmp, "w", encoding="utf-8")  # noqa: SIM115 (closed by close() or abort())
-        self.rows = 0
-
-    def write(self, frame_index: int, det: Detections, track_ids: list[int], category_ids: list[int]) -> None:
-        for k, track_id in enumerate(track_ids):
-            if track_id < 0:
-                continue
-            x0, y0, x1, y1 = det.boxes[k].tolist()
-            score, category = float(det.scores[k]), category_ids[int(det.labels[k])]
-            self.file.write(f"{frame_index + 1},{track_id},{x0:.1f},{y0:.1f},{x1 - x0:.1f},{y1 - y0:.1f},"
-                            f"{score:.4f},{category}\n")  # fmt: skip
-            self.rows += 1
-
-    def close(self) -> None:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        self.file.close()
-        self.tmp.unlink(missing_ok=True)
-
-
-def read_mot(path: str | os.PathLike) -> list[tuple[int, int, float, float, float, float, float, int]]:
-    """The rows `MotWriter` wrote: (frame (1-based), id, x, y, w, h, score, category id)."""
-    rows = []
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
-        fields = line.split(",")
-        if len(fields) != 8:
-            raise UserError(f"{path}: line {n} has {len(fields)} fields, expected 8")
-        f, i, x, y, w, h, s, c = fields
-        rows.append((int(f), int(i), float(x), float(y), float(w), float(h), float(s), int(c)))
-    return rows

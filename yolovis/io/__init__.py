@@ -1,0 +1,1 @@
+"""Video and file I/O at the edges: frame sources, the overlay writer, drawing, MOT rows."""
