@@ -54,7 +54,7 @@ def main() -> None:
         model = build_model(cfg.model).to(device)
         if amp:
             model = model.to(memory_format=torch.channels_last)
-        criterion = Criterion(cfg.train.criterion, len(model.strides)).to(device)
+        criterion = Criterion(cfg.train.criterion, len(model.strides), model.assoc_head is not None).to(device)
         model.train()
         optimizer = build_optimizer(model, criterion, cfg.train)
         scaler = torch.amp.GradScaler(device.type, enabled=amp)

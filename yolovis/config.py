@@ -46,6 +46,7 @@ class ModelConfig:
     embed_dim: int | None = None  # embedding channels E; None: the scale's default (S/2 = 208 for full)
     mask_channels: int | None = None  # mask-head conv width; None: the scale's default
     mask_fc: bool = False  # PANet's fully-connected mask branch (the original had it: 19.7 M parameters)
+    assoc_dim: int = 0  # the association head's embedding size (appearance for the tracker); 0 = no head
     # Training RoIs of the mask head: the ground-truth boxes plus the network's own boxes, kept few and loose.
     train_proposals: int = 8  # predicted boxes per image
     train_proposal_score: float = 0.05
@@ -95,6 +96,9 @@ class TrainConfig:
     freeze_backbone_epochs: int = 0  # the original froze the (pretrained) backbone for its first epochs
     checkpoint_every_steps: int = 50  # RUN/last.pt also mid-epoch, so that a killed run resumes where it was
     val_every_epochs: int = 1
+    # With an association head, each frame of a batch comes with another frame of its video at most this many
+    # frames away (so that the contrastive loss sees every instance twice); 0 = independent frames.
+    pair_gap: int = 5
     criterion: CriterionConfig = field(default_factory=CriterionConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 

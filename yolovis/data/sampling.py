@@ -28,22 +28,46 @@ class SeededFrames(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: tuple[int, int]) -> FrameSample:
-        epoch, index = key
-        sample_seed = (self.seed * 1_000_003 + epoch) * 10_000_019 + index
+    def __getitem__(self, key: tuple[int, int] | tuple[int, int, int]) -> FrameSample:
+        epoch, index, view = (*key, 0)[:3]  # view 1: a sample's partner, augmented as its own draw
+        sample_seed = ((self.seed * 1_000_003 + epoch) * 10_000_019 + index) * (1 + view)
         torch.manual_seed(sample_seed)
         np.random.seed(sample_seed % 2**32)
         random.seed(sample_seed)
         return self.dataset[index]
 
 
-def epoch_batches(num_samples: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list:
-    """The batches of (epoch, index) keys of this process for one epoch; the last incomplete round is dropped."""
+def epoch_batches(
+    num_samples: int,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    rank: int = 0,
+    world: int = 1,
+    partners: list[list[int]] | None = None,
+) -> list:
+    """The batches of (epoch, index) keys of this process for one epoch; the last incomplete round is dropped.
+
+    With `partners` (per sample, the samples that may join it: other frames of its video), a batch is
+    batch_size / 2 samples of the permutation, each followed by one of its partners drawn at random (itself,
+    augmented anew, where it has none: the key's third element tells the two views apart), so that the
+    association loss finds every instance twice. An epoch still has num_samples / batch_size batches.
+    """
     g = torch.Generator().manual_seed(seed * 7919 + epoch)
     order = torch.randperm(num_samples, generator=g).tolist()
     per_round = batch_size * world
     rounds = num_samples // per_round
-    return [
-        [(epoch, i) for i in order[r * per_round + rank * batch_size : r * per_round + (rank + 1) * batch_size]]
-        for r in range(rounds)
+    batches = [
+        order[r * per_round + rank * batch_size : r * per_round + (rank + 1) * batch_size] for r in range(rounds)
     ]
+    if partners is None:
+        return [[(epoch, i) for i in batch] for batch in batches]
+    rng = np.random.default_rng([seed, epoch, rank, 7])
+    paired = []
+    for batch in batches:
+        keys = []
+        for i in batch[: max(batch_size // 2, 1)]:
+            choices = partners[i]
+            keys += [(epoch, i), (epoch, int(choices[rng.integers(len(choices))]), 1) if choices else (epoch, i, 1)]
+        paired.append(keys[:batch_size])
+    return paired

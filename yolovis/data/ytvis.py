@@ -127,6 +127,15 @@ class YTVISDataset(Dataset):
     def video_ids(self) -> list[int]:
         return [v.id for v in self.annotations.videos]
 
+    def partner_candidates(self, max_gap: int) -> list[list[int]]:
+        """Per sample (mode "frames"), the other samples of its video at most `max_gap` frames away: the frames
+        the training sampler may put beside it (`data/sampling.py`)."""
+        by_frame = {(pos, frames[0]): i for i, (pos, frames) in enumerate(self._items)}
+        return [
+            [by_frame[pos, t + d] for d in range(-max_gap, max_gap + 1) if d and (pos, t + d) in by_frame]
+            for pos, (t, *_) in self._items
+        ]
+
     # ------------------------------------------------------------------ samples
     def __len__(self) -> int:
         return len(self._items)

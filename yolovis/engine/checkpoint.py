@@ -57,8 +57,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 def checkpoint_config(ckpt: dict, path: str | os.PathLike) -> Config:
     """The resolved config a checkpoint was written with (older keys read under their new names)."""
+    saved = ckpt["config"]
+    if "assoc_dim" not in saved.get("model", {}):  # written before the association head: a model without it
+        saved = {**saved, "model": {**saved.get("model", {}), "assoc_dim": 0}}
     try:
-        config = from_dict(Config, ckpt["config"], f"{path}: config")
+        config = from_dict(Config, saved, f"{path}: config")
     except ConfigError as e:
         raise UserError(str(e)) from None
     legacy = ckpt["model"].get("anchors")

@@ -88,7 +88,8 @@ def build_run(
         copied, total = load_init_weights(network, init_from)
         if place.is_main:
             print(f"initialised {copied}/{total} tensors from {init_from}")
-    criterion = Criterion(tc.criterion, len(network.strides)).to(device)
+    criterion = Criterion(tc.criterion, len(network.strides), association=network.assoc_head is not None)
+    criterion.to(device)
     network.to(device)
     if device.type == "cuda" and tc.channels_last:
         network.to(memory_format=torch.channels_last)

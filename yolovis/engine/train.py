@@ -42,10 +42,13 @@ class TrainResult:
     state: TrainState
 
 
-def train_one_epoch(run: Run, data: SeededFrames, total_steps: int) -> dict[str, float]:
-    """The rest of epoch `run.state.epoch` from step `run.state.step_in_epoch`; returns its mean losses."""
+def train_one_epoch(
+    run: Run, data: SeededFrames, total_steps: int, partners: list[list[int]] | None = None
+) -> dict[str, float]:
+    """The rest of epoch `run.state.epoch` from step `run.state.step_in_epoch`; returns its mean losses.
+    `partners`: per frame, the frames of its video that may join it in a batch (see `epoch_batches`)."""
     tc, state, place, device = run.cfg.train, run.state, run.place, run.device
-    batches = epoch_batches(len(data), tc.batch_size, tc.seed, state.epoch, place.rank, place.size)
+    batches = epoch_batches(len(data), tc.batch_size, tc.seed, state.epoch, place.rank, place.size, partners)
     batches = batches[state.step_in_epoch :]
     loader = DataLoader(data, batch_sampler=batches, num_workers=tc.workers, collate_fn=collate_frames,
                         pin_memory=device.type == "cuda")  # fmt: skip
@@ -132,9 +135,11 @@ def train(
             save_config(cfg, out / "config.yaml")
         steps_per_epoch = len(dataset) // (tc.batch_size * place.size)
         data, state, metrics = SeededFrames(dataset, tc.seed), run.state, {}
+        pairs = run.network.assoc_head is not None and tc.pair_gap > 0
+        partners = dataset.partner_candidates(tc.pair_gap) if pairs else None
         run.clock.start = time.monotonic()  # the budget is training time: set-up and data indexing do not count
         while state.epoch < tc.epochs and not distributed.any_rank(run.clock.is_up(), place, device_):
-            means = train_one_epoch(run, data, tc.epochs * steps_per_epoch)
+            means = train_one_epoch(run, data, tc.epochs * steps_per_epoch, partners)
             metrics = {"epoch": state.epoch + 1, "step": state.global_step, **means}
             last = distributed.any_rank(run.clock.is_up(), place, device_) or state.epoch + 1 >= tc.epochs
             if validator is not None and ((state.epoch + 1) % tc.val_every_epochs == 0 or last):

@@ -16,6 +16,7 @@ from torch import nn
 from yolovis.config import CriterionConfig
 from yolovis.data.sample import FrameSample
 from yolovis.loss.assign import LevelTargets, assign_targets
+from yolovis.loss.association import association_loss
 from yolovis.loss.mask_targets import build_mask_targets
 from yolovis.model.detector import ModelOutput
 
@@ -23,7 +24,8 @@ LEVEL_LOSSES = ("box", "obj", "cls")
 
 
 class Criterion(nn.Module):
-    def __init__(self, cfg: CriterionConfig, num_levels: int) -> None:
+    def __init__(self, cfg: CriterionConfig, num_levels: int, association: bool = False) -> None:
+        """`association`: the model has an association head, whose contrastive loss joins (with its weight)."""
         super().__init__()
         if cfg.balancing not in ("per_level", "global", "none"):
             raise ValueError(f"balancing must be per_level, global or none, not {cfg.balancing!r}")
@@ -32,6 +34,9 @@ class Criterion(nn.Module):
         rows = num_levels if cfg.balancing == "per_level" else 1
         self.level_weights = nn.Parameter(torch.zeros(rows, len(LEVEL_LOSSES)), requires_grad=cfg.balancing != "none")
         self.mask_weight = nn.Parameter(torch.zeros(()), requires_grad=cfg.balancing != "none")
+        self.assoc_weight = (
+            nn.Parameter(torch.zeros(()), requires_grad=cfg.balancing != "none") if association else None
+        )
 
     def assign(self, output: ModelOutput, gt_boxes: list[torch.Tensor], gt_labels: list[torch.Tensor]):
         grid_sizes = [tuple(p.shape[2:4]) for p in output.predictions]
@@ -63,17 +68,20 @@ class Criterion(nn.Module):
             mask_loss = F.binary_cross_entropy_with_logits(logits, masks.targets[masks.matched])
         else:
             mask_loss = output.mask_logits.sum() * 0.0  # zero, with the mask head still in the graph
+        roi_losses = {"mask": (mask_loss, self.mask_weight)}
+        if self.assoc_weight is not None and output.assoc is not None:
+            roi_losses["assoc"] = (self.association(output, targets, masks.gt_index), self.assoc_weight)
 
         if self.cfg.balancing == "none":
-            total = raw.sum() + mask_loss  # mask included here; the balanced variants add it below
+            total = raw.sum() + sum(loss for loss, _ in roi_losses.values())
         elif self.cfg.balancing == "per_level":
             w = self.level_weights
             total = 0.5 * (torch.exp(-w) * raw + w).sum()
         else:  # global: the levels' losses are summed, then one weight per loss
             w = self.level_weights[0]
             total = 0.5 * (torch.exp(-w) * raw.sum(0) + w).sum()
-        if self.cfg.balancing != "none":
-            total = total + 0.5 * (torch.exp(-self.mask_weight) * mask_loss + self.mask_weight)
+        if self.cfg.balancing != "none":  # the RoI losses pool all levels: one weight each
+            total = total + sum(0.5 * (torch.exp(-w) * loss + w) for loss, w in roi_losses.values())
 
         log = {"loss": float(total.detach())}
         for k in range(raw.shape[0]):
@@ -81,15 +89,29 @@ class Criterion(nn.Module):
                 log[f"{name}_{output.strides[k]}"] = float(raw[k, j].detach())
         for j, name in enumerate(LEVEL_LOSSES):
             log[name] = float(raw[:, j].sum().detach())
-        log["mask"] = float(mask_loss.detach())
+        for name, (loss, _) in roi_losses.items():
+            log[name] = float(loss.detach())
         if self.cfg.balancing != "none":
             for i in range(self.level_weights.shape[0]):
                 suffix = f"_{output.strides[i]}" if self.cfg.balancing == "per_level" else ""
                 for j, name in enumerate(LEVEL_LOSSES):
                     log[f"w_{name}{suffix}"] = float(self.level_weights[i, j].detach())
-            log["w_mask"] = float(self.mask_weight.detach())
+            for name, (_, w) in roi_losses.items():
+                log[f"w_{name}"] = float(w.detach())
         log["positives"] = float(sum(int(a[k].positive.sum()) for a in assigned for k in range(len(a))))
         return total, log
+
+    def association(self, output: ModelOutput, targets: list[FrameSample], gt_index: torch.Tensor) -> torch.Tensor:
+        """The association loss over the batch's RoIs, each identified by its matched instance's id."""
+        identities, images, start = [], [], 0
+        for b, (rois, target) in enumerate(zip(output.rois, targets, strict=True)):
+            index = gt_index[start : start + len(rois)]
+            start += len(rois)
+            ids = torch.full_like(index, -1)
+            ids[index >= 0] = target.instance_ids.to(index.device)[index[index >= 0]]
+            identities.append(ids)
+            images.append(torch.full_like(index, b))
+        return association_loss(output.assoc.float(), torch.cat(identities), torch.cat(images))
 
     def level_losses(self, pred: torch.Tensor, targets: list[LevelTargets]) -> torch.Tensor:
         """pred (B, nA, H, W, 5+K) of one level -> (3,) box, objectness, class losses normalised by positives."""

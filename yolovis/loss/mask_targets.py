@@ -16,6 +16,7 @@ MASK_MATCH_IOU = 0.5
 class MaskTargets:
     targets: torch.Tensor  # (sum R_b, 28, 28) float in [0, 1]
     matched: torch.Tensor  # (sum R_b,) bool: RoI matched a ground truth at IoU >= 0.5 (others get no loss)
+    gt_index: torch.Tensor  # (sum R_b,) int64: index of the matched ground truth in its image (-1: unmatched)
 
 
 def build_mask_targets(
@@ -24,13 +25,14 @@ def build_mask_targets(
     """rois: per image (R_b, 4) the boxes the mask head ran on (the forward puts the ground-truth boxes first,
     the original trained on its own proposals only, so early training saw few positives); gt_boxes (G_b, 4);
     gt_masks (G_b, H, W) uint8. A RoI's target is its best ground truth's mask cropped to the RoI by RoIAlign."""
-    targets, matched = [], []
+    targets, matched, index = [], [], []
     for r, boxes, masks in zip(rois, gt_boxes, gt_masks, strict=True):
         if len(r) == 0:
             continue
         if len(boxes) == 0:  # nothing to match: zero targets, no loss
             targets.append(r.new_zeros((len(r), MASK_SIZE, MASK_SIZE)))
             matched.append(torch.zeros(len(r), dtype=torch.bool, device=r.device))
+            index.append(torch.full((len(r),), -1, dtype=torch.long, device=r.device))
             continue
         iou, gt = box_iou(r, boxes.to(r)).max(1)
         cut = roi_align(
@@ -43,8 +45,10 @@ def build_mask_targets(
         )[:, 0]
         targets.append(cut.clamp(0, 1))
         matched.append(iou >= MASK_MATCH_IOU)
+        index.append(torch.where(matched[-1], gt, -1))
     device = rois[0].device if rois else torch.device("cpu")
     return MaskTargets(
         targets=torch.cat(targets) if targets else torch.zeros((0, MASK_SIZE, MASK_SIZE), device=device),
         matched=torch.cat(matched) if matched else torch.zeros((0,), dtype=torch.bool, device=device),
+        gt_index=torch.cat(index) if index else torch.zeros((0,), dtype=torch.long, device=device),
     )

@@ -13,6 +13,7 @@ from yolovis.data.letterbox import check_input_size
 from yolovis.data.sample import FrameSample
 from yolovis.errors import UserError
 from yolovis.model.anchors import anchor_tensors
+from yolovis.model.assoc_head import AssociationHead
 from yolovis.model.backbone import CSPDarknet53
 from yolovis.model.blocks import scaled_width
 from yolovis.model.head import DetectionHead, EmbeddingHead
@@ -60,6 +61,7 @@ class ModelOutput:
     rois:        per image (R_b, 4) xyxy boxes the mask head ran on: the ground-truth boxes first when the
                  forward was given targets, then the proposals (without targets: exactly the proposals' boxes)
     mask_logits: (sum R_b, 28, 28) one class-agnostic mask per RoI, in RoI order
+    assoc:       (sum R_b, D) unit-length appearance embeddings per RoI, or None without an association head
     features:    the backbone's b2..b5 (b5 after SPP) and the neck's n2..n5, for figures (Figure 2)
     """
 
@@ -70,6 +72,7 @@ class ModelOutput:
     proposals: list[Proposals]
     rois: list[torch.Tensor]
     mask_logits: torch.Tensor
+    assoc: torch.Tensor | None = None
     features: dict[str, list[torch.Tensor]] = field(default_factory=dict)
 
 
@@ -90,6 +93,7 @@ class YoloV4Plus1(nn.Module):
         head: DetectionHead,
         embedding: EmbeddingHead,
         mask_head: MaskHead,
+        assoc_head: AssociationHead | None,
         anchors: torch.Tensor,
         anchor_img_size: int,
         selection: SelectionConfig,
@@ -102,6 +106,7 @@ class YoloV4Plus1(nn.Module):
         self.head = head
         self.embedding = embedding
         self.mask_head = mask_head
+        self.assoc_head = assoc_head
         # (L, nA, 2) pixels of an anchor_img_size input. Not saved in the state dict: the config holds the
         # anchors, so a checkpoint has them in one place (and --init cannot bring another model's anchors).
         self.register_buffer("anchors", anchors, persistent=False)
@@ -149,8 +154,9 @@ class YoloV4Plus1(nn.Module):
                 # to take part); it matches no ground truth, so it carries no loss.
                 rois[0] = dense.predictions[0].new_tensor([[0.0, 0.0, float(w), float(h)]])
         mask_logits = self.mask_head(dense.embeddings, rois)  # (sum R_b, 28, 28)
+        assoc = self.assoc_head(dense.embeddings, rois) if self.assoc_head is not None else None  # (sum R_b, D)
         return ModelOutput(dense.predictions, dense.embeddings, anchors, self.strides, proposals, rois, mask_logits,
-                           dense.features)  # fmt: skip
+                           assoc, dense.features)  # fmt: skip
 
 
 def build_model(cfg: ModelConfig, postprocess: PostprocessConfig | None = None) -> YoloV4Plus1:
@@ -177,6 +183,7 @@ def build_model(cfg: ModelConfig, postprocess: PostprocessConfig | None = None) 
     embed_dim = cfg.embed_dim or scale.embed_dim
     embedding = EmbeddingHead(neck.out_channels, embed_dim)
     mask_head = MaskHead(embed_dim, backbone.strides, cfg.mask_channels or scale.mask_channels, fc=cfg.mask_fc)
+    assoc_head = AssociationHead(embed_dim, backbone.strides, cfg.assoc_dim) if cfg.assoc_dim > 0 else None
     selection = selection_for_inference(postprocess or PostprocessConfig())
-    return YoloV4Plus1(backbone, spp, neck, head, embedding, mask_head, anchors, cfg.anchor_img_size, selection,
-                       selection_for_training(cfg))  # fmt: skip
+    return YoloV4Plus1(backbone, spp, neck, head, embedding, mask_head, assoc_head, anchors, cfg.anchor_img_size,
+                       selection, selection_for_training(cfg))  # fmt: skip

@@ -10,7 +10,7 @@ ROI_SIZE = 14
 MASK_SIZE = 2 * ROI_SIZE
 
 
-def _conv_gn_relu(c_in: int, c_out: int) -> nn.Sequential:
+def conv_gn_relu(c_in: int, c_out: int) -> nn.Sequential:
     groups = 32 if c_out % 32 == 0 and c_out >= 64 else max(1, c_out // 8)
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.GroupNorm(groups, c_out), nn.ReLU(inplace=True)
@@ -29,14 +29,14 @@ class MaskHead(nn.Module):
     def __init__(self, embed_dim: int, strides: tuple[int, ...], channels: int = 256, fc: bool = False) -> None:
         super().__init__()
         self.strides = strides
-        self.level_convs = nn.ModuleList(_conv_gn_relu(embed_dim, channels) for _ in strides)
-        self.fused = nn.Sequential(_conv_gn_relu(channels, channels), _conv_gn_relu(channels, channels))
+        self.level_convs = nn.ModuleList(conv_gn_relu(embed_dim, channels) for _ in strides)
+        self.fused = nn.Sequential(conv_gn_relu(channels, channels), conv_gn_relu(channels, channels))
         self.upsample = nn.Sequential(nn.ConvTranspose2d(channels, channels, 2, stride=2), nn.ReLU(inplace=True))
         self.logit = nn.Conv2d(channels, 1, 1)
         self.fc_branch = None
         if fc:
             self.fc_branch = nn.Sequential(
-                _conv_gn_relu(channels, channels // 2),
+                conv_gn_relu(channels, channels // 2),
                 nn.Flatten(),
                 nn.Linear(channels // 2 * ROI_SIZE * ROI_SIZE, MASK_SIZE * MASK_SIZE),
             )

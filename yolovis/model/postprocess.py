@@ -28,13 +28,15 @@ class Postprocess:
         for proposals, lb in zip(output.proposals, letterboxes, strict=True):
             boxes = proposals.boxes
             logits = output.mask_logits[start : start + len(boxes)].float()
+            assoc = output.assoc[start : start + len(boxes)].float() if output.assoc is not None else None
             start += len(boxes)
             frame_boxes = lb.boxes_to_original(boxes)
             # The mask covers the box predicted in input pixels; map that box (unclipped) to the frame.
             offset = boxes.new_tensor([lb.pad_x, lb.pad_y, lb.pad_x, lb.pad_y])
             mask_boxes = (boxes - offset) / lb.scale
             masks = paste_masks(logits.sigmoid(), mask_boxes, lb.orig_h, lb.orig_w, self.cfg.mask_threshold)
-            detections.append(Detections(frame_boxes.float(), proposals.scores.float(), proposals.labels.long(), masks))
+            scores, labels = proposals.scores.float(), proposals.labels.long()
+            detections.append(Detections(frame_boxes.float(), scores, labels, masks, assoc))
         return detections
 
 
