@@ -93,6 +93,7 @@ class TrainConfig:
     workers: int = 1
     seed: int = 0
     time_limit_minutes: float = 0.0  # 0 = no limit; else the schedule fits the budget and the run stops in time
+    max_steps: int = 0  # 0 = no limit; else the run (and its schedule) ends after this many optimizer steps
     freeze_backbone_epochs: int = 0  # the original froze the (pretrained) backbone for its first epochs
     checkpoint_every_steps: int = 50  # RUN/last.pt also mid-epoch, so that a killed run resumes where it was
     val_every_epochs: int = 1

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from yolovis.fileio import atomic_write_text
 
-SUMMARY_KEYS = ("loss", "box", "obj", "cls", "mask", "lr", "val_loss", "val_AP", "val_AP50", "val_frame_AP50")
+SUMMARY_KEYS = ("loss", "box", "obj", "cls", "mask", "assoc", "lr", "val_loss", "val_AP", "val_AP50", "val_frame_AP50")
 
 
 class Logbook:

@@ -89,13 +89,19 @@ def train_one_epoch(
         for k, v in log.items():
             sums[k] = sums.get(k, 0.0) + v
         bar.set_postfix(loss=f"{log['loss']:.3f}", lr=f"{lr:.2e}")
-        time_is_up = distributed.any_rank(run.clock.is_up(), place, device)  # every rank stops at the same step
-        if state.step_in_epoch % tc.checkpoint_every_steps == 0 or time_is_up:
+        # Every rank stops at the same step: the time budget is decided by all, the step budget is the same.
+        stop = distributed.any_rank(run.clock.is_up(), place, device) or state.global_step >= total_steps
+        if state.step_in_epoch % tc.checkpoint_every_steps == 0 or stop:
             run.save("last.pt")
-        if time_is_up:
+        if stop:
             break
     bar.close()
     return {**{k: v / max(steps, 1) for k, v in sums.items()}, "lr": run.optimizer.param_groups[0]["lr"]}
+
+
+def run_out(run: Run, place, device: torch.device) -> bool:
+    """The time budget is spent (decided by all processes together)."""
+    return distributed.any_rank(run.clock.is_up(), place, device)
 
 
 def train(
@@ -134,14 +140,17 @@ def train(
         if place.is_main:
             save_config(cfg, out / "config.yaml")
         steps_per_epoch = len(dataset) // (tc.batch_size * place.size)
+        total_steps = tc.epochs * steps_per_epoch
+        if tc.max_steps > 0:
+            total_steps = min(total_steps, tc.max_steps)
         data, state, metrics = SeededFrames(dataset, tc.seed), run.state, {}
         pairs = run.network.assoc_head is not None and tc.pair_gap > 0
         partners = dataset.partner_candidates(tc.pair_gap) if pairs else None
         run.clock.start = time.monotonic()  # the budget is training time: set-up and data indexing do not count
-        while state.epoch < tc.epochs and not distributed.any_rank(run.clock.is_up(), place, device_):
-            means = train_one_epoch(run, data, tc.epochs * steps_per_epoch, partners)
+        while state.epoch < tc.epochs and state.global_step < total_steps and not run_out(run, place, device_):
+            means = train_one_epoch(run, data, total_steps, partners)
             metrics = {"epoch": state.epoch + 1, "step": state.global_step, **means}
-            last = distributed.any_rank(run.clock.is_up(), place, device_) or state.epoch + 1 >= tc.epochs
+            last = run_out(run, place, device_) or state.epoch + 1 >= tc.epochs or state.global_step >= total_steps
             if validator is not None and ((state.epoch + 1) % tc.val_every_epochs == 0 or last):
                 metrics.update(validator(run.ema.module if run.ema is not None else run.network, run.criterion,
                                          categories))  # fmt: skip
