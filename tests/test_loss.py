@@ -104,9 +104,12 @@ def test_losses_by_hand_with_zero_predictions():
     assert log["box_4"] == pytest.approx(float(expected_box), rel=1e-5)
     assert log["obj_4"] == pytest.approx(expected_obj, rel=1e-5)
     assert log["cls_4"] == pytest.approx(math.log(3), rel=1e-5)
-    # Stride 32 has no positives: its obj loss is normalised by 1 (not by 0) and its box/cls losses are zero.
+    # Stride 32 has no positives: its box/cls losses are zero, and its objectness (4 negative cells) is divided by
+    # the positives of the whole batch, like every level's (issue 11: it used to be divided by 1).
     assert log["box_32"] == 0 and log["cls_32"] == 0
-    assert log["obj_32"] == pytest.approx(4 * math.log(2), rel=1e-5)
+    total_pos = sum(int(t.positive.sum()) for t in assigned)
+    assert total_pos == npos  # here only stride 4 holds positives
+    assert log["obj_32"] == pytest.approx(4 * math.log(2) / total_pos, rel=1e-5)
     assert total.item() == pytest.approx(sum(log[f"{n}_{s}"] for n in ("box", "obj", "cls") for s in STRIDES), rel=1e-5)
 
 
@@ -153,3 +156,23 @@ def test_mask_targets_are_cut_from_the_matched_ground_truth():
     assert target.shape == (28, 28)
     # Inside the left half 1, right half 0; bilinear sampling blends only the border rows and columns.
     assert target[2:-2, 2:12].min() > 0.99 and target[:, 16:].max() < 0.01
+
+
+def test_centroid_class_cell_has_the_box_target_of_the_same_object():
+    # A and B, both 16 px, have their centres in the same stride-4 cell, whose anchor fits B better (IoU 0.78
+    # against 0.62): its box target is B. A's class must not be learned there: it would pair A's class with
+    # B's box (the landed code did, whenever A came after B in the ground truth).
+    a, b = [8.0, 8.0, 24.0, 24.0], [11.0, 9.0, 27.0, 25.0]
+    gt, labels = torch.tensor([b, a]), torch.tensor([2, 0])
+    for t, stride, anchors in zip(assign_targets(gt, labels, ANCHORS, GRIDS, STRIDES, class_supervision="centroid"),
+                                  STRIDES, ANCHORS, strict=True):  # fmt: skip
+        assert t.positive[t.class_cells].all()  # classes only on positive cells
+        assert torch.equal(t.class_labels, labels[t.matched_gt[t.class_cells]])
+        # The box target of each class cell is the box of the object whose class it learns.
+        positives = t.positive.nonzero()
+        for a_idx, row, col in t.class_cells.nonzero().tolist():
+            k = int(((positives == torch.tensor([a_idx, row, col])).all(1)).nonzero()[0, 0])
+            decoded = decode_boxes(t.box_deltas[k].view(1, 1, 1, 1, 4), anchors[a_idx : a_idx + 1], stride)
+            centre = (torch.tensor([col, row]) + 0.5) * stride - torch.tensor([0.5, 0.5]) * stride
+            box = decoded.view(4) + torch.cat([centre, centre])
+            torch.testing.assert_close(box, gt[t.matched_gt[a_idx, row, col]], atol=1e-3, rtol=0)

@@ -208,3 +208,15 @@ def test_tracks_to_results_drops_and_converts():
     rle = long_track["segmentations"][0]
     assert rle["size"] == [H, W] and isinstance(rle["counts"], str)
     assert mask_utils.area({"size": rle["size"], "counts": rle["counts"].encode()}) == 100
+
+
+def test_max_age_counts_processed_frames_with_a_stride():
+    # --stride 5: frames 0, 5, 10, ... are processed. Back at frame 10 after missing frame 5, the track is two
+    # processed frames old, within max_age 2, though 10 frame numbers passed (the landed code counted frame
+    # numbers: a new identity). With a stride of 1 the two counts are the same thing.
+    tracker = GreedyTracker(TrackerConfig(max_age=2, min_length=1))
+    assert tracker.update(0, dets((0, 0, 10, 10, 0))) == [1]
+    assert tracker.update(5, dets()) == []
+    assert tracker.update(10, dets((1, 0, 11, 10, 0))) == [1]
+    assert tracker.update(15, dets()) == [] and tracker.update(20, dets()) == []
+    assert tracker.update(25, dets((1, 0, 11, 10, 0))) == [2]  # three processed frames old: gone

@@ -71,6 +71,10 @@ class CriterionConfig:
     balancing: str = "global"
     force_best_match: bool = True  # each object's best anchor-cell is positive even below the IoU threshold
     smooth_l1_beta: float = 1.0 / 9  # as Faster R-CNN's box regression
+    # "batch": box and objectness sums divided by the positives of the whole batch (all levels), classes by its
+    # class cells; "level": each level by its own (the landed behaviour before 0.2: a level without positives
+    # was divided by 1).
+    normalize: str = "batch"
 
 
 @dataclass
@@ -114,7 +118,7 @@ class TrackerConfig:
     class_penalty: float = 0.5  # added to the cost of a pair whose labels differ (0: ignore classes, as the code)
     detection_threshold: float = 0.3  # detections scoring less are not tracked (memory: not in stage one)
     new_tracks: bool = True  # unmatched detections start tracks (the original dropped those that failed 2-3)
-    max_age: int = 10  # frames a lost track keeps its last appearance for matching
+    max_age: int = 10  # processed frames (with --stride, every n-th) a lost track stays matchable
     min_length: int = 3  # tracks seen on fewer frames are dropped from the results
     min_score: float = 0.0  # tracks whose mean detection score is lower are dropped from the results
     # memory only:

@@ -110,14 +110,18 @@ def assign_targets(
         if class_supervision == "positives":
             class_cells = positive.clone()
         else:
+            # The report's rule: the class of g is learned at the cell of its box centre only, at the anchor
+            # that fits g best among those whose box target is g (a cell's class and box must be one object's;
+            # where another object holds every anchor of that cell, g's class is not supervised at this level).
             class_cells = torch.zeros_like(positive)
             for g in matched[pos_index].unique().tolist():
                 cx = float(gt_boxes[g, 0] + gt_boxes[g, 2]) / 2
                 cy = float(gt_boxes[g, 1] + gt_boxes[g, 3]) / 2
                 col, row = min(int(cx // stride), w - 1), min(int(cy // stride), h - 1)
                 cells = torch.arange(num_anchors, device=iou.device) * h * w + row * w + col
-                class_cells[cells[iou[cells, g].argmax()]] = True
-                matched[cells[iou[cells, g].argmax()]] = g
+                own = cells[positive[cells] & (matched[cells] == g)]
+                if len(own):
+                    class_cells[own[iou[own, g].argmax()]] = True
         class_labels = gt_labels[matched[class_cells]]
         targets.append(
             LevelTargets(

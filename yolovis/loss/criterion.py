@@ -29,6 +29,8 @@ class Criterion(nn.Module):
         super().__init__()
         if cfg.balancing not in ("per_level", "global", "none"):
             raise ValueError(f"balancing must be per_level, global or none, not {cfg.balancing!r}")
+        if cfg.normalize not in ("batch", "level"):
+            raise ValueError(f"normalize must be batch or level, not {cfg.normalize!r}")
         self.cfg = cfg
         self.num_levels = num_levels
         rows = num_levels if cfg.balancing == "per_level" else 1
@@ -58,10 +60,17 @@ class Criterion(nn.Module):
         weight and count."""
         gt_boxes = [t.boxes for t in targets]
         assigned = self.assign(output, gt_boxes, [t.labels for t in targets])
-        raw = torch.stack(
-            [self.level_losses(pred, [a[k] for a in assigned]) for k, pred in enumerate(output.predictions)]
+        sums, counts = zip(
+            *(self.level_sums(pred, [a[k] for a in assigned]) for k, pred in enumerate(output.predictions)),
+            strict=True,
         )
-        # raw: (L, 3) box, obj, cls
+        sums, counts = torch.stack(sums), torch.tensor(counts, dtype=torch.float32)  # (L, 3) each
+        if self.cfg.normalize == "batch":
+            # Box and objectness by the positives of the whole batch, classes by its class cells, as RetinaNet
+            # and FCOS do: a level without positives is not divided by 1 (its negatives' raw sum would swamp
+            # the objectness of the levels that hold objects).
+            counts = counts.sum(0, keepdim=True).expand_as(counts)
+        raw = (sums / counts.clamp(min=1).to(sums)).float()  # (L, 3): box, obj, cls; summed over L: the totals
         masks = build_mask_targets(output.rois, gt_boxes, [t.masks for t in targets])
         if bool(masks.matched.any()):
             logits = output.mask_logits[masks.matched]
@@ -113,23 +122,18 @@ class Criterion(nn.Module):
             images.append(torch.full_like(index, b))
         return association_loss(output.assoc.float(), torch.cat(identities), torch.cat(images))
 
-    def level_losses(self, pred: torch.Tensor, targets: list[LevelTargets]) -> torch.Tensor:
-        """pred (B, nA, H, W, 5+K) of one level -> (3,) box, objectness, class losses normalised by positives."""
+    def level_sums(self, pred: torch.Tensor, targets: list[LevelTargets]) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """pred (B, nA, H, W, 5+K) of one level -> (3,) summed box, objectness and class losses, and what each is
+        normalised by: (positives, positives, class cells) of this level."""
         pred = pred.float()
         positive = torch.stack([t.positive for t in targets])  # (B, nA, H, W)
         negative = torch.stack([t.negative for t in targets])
         class_cells = torch.stack([t.class_cells for t in targets])
-        num_pos = max(int(positive.sum()), 1)
-
         deltas = torch.cat([t.box_deltas for t in targets])
-        box = F.smooth_l1_loss(pred[positive][:, :4], deltas, beta=self.cfg.smooth_l1_beta, reduction="sum") / num_pos
-
-        obj_logits = pred[..., 4]
-        obj_target = positive.float()
+        box = F.smooth_l1_loss(pred[positive][:, :4], deltas, beta=self.cfg.smooth_l1_beta, reduction="sum")
         counted = positive | negative
-        obj = F.binary_cross_entropy_with_logits(obj_logits[counted], obj_target[counted], reduction="sum") / num_pos
-
+        obj = F.binary_cross_entropy_with_logits(pred[..., 4][counted], positive.float()[counted], reduction="sum")
         labels = torch.cat([t.class_labels for t in targets])
-        num_cls = max(int(class_cells.sum()), 1)
-        cls = F.cross_entropy(pred[class_cells][:, 5:], labels, reduction="sum") / num_cls
-        return torch.stack((box, obj, cls))
+        cls = F.cross_entropy(pred[class_cells][:, 5:], labels, reduction="sum")
+        num_pos, num_cls = int(positive.sum()), int(class_cells.sum())
+        return torch.stack((box, obj, cls)), (num_pos, num_pos, num_cls)

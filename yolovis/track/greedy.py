@@ -52,6 +52,8 @@ class GreedyTracker:
         self.tracks: list[Track] = []
         self.live: list[Track] = []
         self.last_frame = -1
+        self.processed = 0  # frames seen so far: `max_age` counts these, not frame numbers (--stride)
+        self.seen_at: dict[int, int] = {}  # track id -> the processed-frame count when it was last matched
 
     def tracked(self, detections: Detections) -> list[int]:
         """Indices of the detections the tracker takes (score >= detection_threshold)."""
@@ -72,12 +74,13 @@ class GreedyTracker:
         if frame_index <= self.last_frame:
             raise ValueError(f"frames must come in increasing order: {frame_index} after {self.last_frame}")
         self.last_frame = frame_index
+        self.processed += 1
         rles = self.encode(detections) if rles is None else rles
         if len(rles) != len(detections):
             raise ValueError(f"frame {frame_index}: {len(rles)} RLEs for {len(detections)} detections")
         kept = self.tracked(detections)
         scores, labels, boxes = detections.scores.tolist(), detections.labels.tolist(), detections.boxes.tolist()
-        self.live = [t for t in self.live if frame_index - t.last_frame <= self.cfg.max_age]
+        self.live = [t for t in self.live if self.processed - self.seen_at[t.track_id] <= self.cfg.max_age]
         ids = [-1] * len(detections)
         if kept and self.live:
             iou = mask_iou([rles[i] for i in kept], [t.last.rle for t in self.live])
@@ -98,6 +101,7 @@ class GreedyTracker:
                 track = by_id[ids[i]]
             track.frames[frame_index] = Appearance(rles[i], scores[i], labels[i], tuple(boxes[i]))
             track.last_frame = frame_index
+            self.seen_at[track.track_id] = self.processed
         return ids
 
     def results(self, video_id: int, length: int, label_to_category: list[int] | None = None) -> list[dict]:

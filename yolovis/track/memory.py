@@ -157,7 +157,7 @@ class MemoryTracker:
         for j, track in enumerate(self.live):
             if j not in matched_tracks:
                 track.missed += 1
-                if not track.confirmed or track.missed > cfg.max_age:
+                if not track.confirmed or track.missed >= cfg.max_age:  # as greedy: matchable while age <= max_age
                     continue  # a tentative track missed once, or a lost track gone too long: forgotten
             survivors.append(track)
         self.live = survivors
