@@ -153,6 +153,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train YoloV4+1 on a YouTube-VIS (or COCO) annotation file")
     p.add_argument("ann", metavar="ANN.json", help="training annotations (YouTube-VIS 2019/2021/2022 or COCO)")
     p.add_argument("--images", default=None, help="image root (default: JPEGImages/ next to ANN.json)")
+    p.add_argument("--extra", action="append", default=[], metavar="ANN.json[=IMAGES]",
+                   help="more training data (YouTube-VIS or COCO), in ANN.json's categories; repeatable")  # fmt: skip
     p.add_argument("--val", default=None, metavar="ANN.json", help="held-out videos, scored every epoch")
     p.add_argument("--val-images", default=None, help="image root of --val (default: next to it)")
     p.add_argument("--model", default=None, help="scale: full, small or tiny (default: the config's, tiny)")
@@ -186,6 +188,8 @@ def _train(args: argparse.Namespace) -> None:
                        ("time_limit_minutes", args.time_limit)):  # fmt: skip
         if value is not None:
             flags.setdefault("train", {})[key] = value
+    if args.extra:
+        flags.setdefault("train", {})["extra_data"] = [*cfg.train.extra_data, *args.extra]
     cfg = merge(cfg, flags, "command line")
     if args.resume is not None:
         from yolovis.engine.checkpoint import read_checkpoint

@@ -104,6 +104,9 @@ class TrainConfig:
     # With an association head, each frame of a batch comes with another frame of its video at most this many
     # frames away (so that the contrastive loss sees every instance twice); 0 = independent frames.
     pair_gap: int = 5
+    # More training files, "ANN.json" or "ANN.json=IMAGE_DIR" (YouTube-VIS or COCO), in the first file's
+    # categories (matched by name; instances of other categories are left out). `--extra` adds to it.
+    extra_data: list[str] = field(default_factory=list)
     criterion: CriterionConfig = field(default_factory=CriterionConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 

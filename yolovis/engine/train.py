@@ -119,7 +119,7 @@ def train(
 ) -> TrainResult:
     """Train YoloV4+1 on a YouTube-VIS (or COCO) annotation file; RUN/ gets last.pt, best.pt, metrics.csv,
     config.yaml and TensorBoard logs, and held-out videos (`val_ann`) are scored every `val_every_epochs`."""
-    from yolovis.data.ytvis import YTVISDataset
+    from yolovis.data.mixture import training_data
     from yolovis.engine.logbook import Logbook
     from yolovis.engine.validate import Validator
 
@@ -129,11 +129,12 @@ def train(
     tc, out = cfg.train, Path(out_dir)
     try:
         torch.manual_seed(tc.seed)
-        dataset = YTVISDataset(ann_file, images_dir, img_size=tuple(cfg.img_size), augment=tc.augment)
+        data = training_data(ann_file, images_dir, tc.extra_data, tuple(cfg.img_size), tc.augment)
+        dataset = data.dataset
         if len(dataset) < tc.batch_size * place.size:
             raise UserError(f"{ann_file}: {len(dataset)} frames, fewer than one batch of {tc.batch_size * place.size}")
-        cfg.model.num_classes = dataset.num_classes
-        categories = [{"id": c["id"], "name": c["name"]} for c in dataset.categories]
+        cfg.model.num_classes = len(data.categories)
+        categories = [{"id": c["id"], "name": c.get("name", str(c["id"]))} for c in data.categories]
         run = build_run(cfg, categories, out, place, device_, resume=resume, darknet=darknet, init_from=init_from)
         validator = Validator(cfg, val_ann, val_images, device_) if (val_ann and place.is_main) else None
         logbook = Logbook(out, resume is not None) if place.is_main else None
@@ -143,12 +144,12 @@ def train(
         total_steps = tc.epochs * steps_per_epoch
         if tc.max_steps > 0:
             total_steps = min(total_steps, tc.max_steps)
-        data, state, metrics = SeededFrames(dataset, tc.seed), run.state, {}
+        frames, state, metrics = SeededFrames(dataset, tc.seed), run.state, {}
         pairs = run.network.assoc_head is not None and tc.pair_gap > 0
-        partners = dataset.partner_candidates(tc.pair_gap) if pairs else None
+        partners = data.partner_candidates(tc.pair_gap) if pairs else None
         run.clock.start = time.monotonic()  # the budget is training time: set-up and data indexing do not count
         while state.epoch < tc.epochs and state.global_step < total_steps and not run_out(run, place, device_):
-            means = train_one_epoch(run, data, total_steps, partners)
+            means = train_one_epoch(run, frames, total_steps, partners)
             metrics = {"epoch": state.epoch + 1, "step": state.global_step, **means}
             last = run_out(run, place, device_) or state.epoch + 1 >= tc.epochs or state.global_step >= total_steps
             if validator is not None and ((state.epoch + 1) % tc.val_every_epochs == 0 or last):
