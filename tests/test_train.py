@@ -241,3 +241,32 @@ def test_ddp_two_cpu_processes_hold_the_same_weights(tiny_data, tmp_path):
     assert _same_weights(a, b)
     fresh = build_model(load_config(Config, None, ["model.num_classes=2"]).model).state_dict()
     assert not torch.equal(a["head.preds.0.weight"], fresh["head.preds.0.weight"])  # it did train
+
+
+@pytest.mark.skipif(os.name != "posix", reason="torchrun with gloo on CPU")
+def test_ddp_ranks_whose_clocks_disagree_stop_together(tiny_data, tmp_path):
+    # Rank 1's clock runs 55 s ahead of a 60 s budget: it sees the time spent long before rank 0 does. The ranks
+    # must agree on the step to stop at (else rank 0 waits in an all-reduce that rank 1 never joins, until gloo's
+    # timeout), and both validate their share of the held-out videos and end.
+    script = tmp_path / "ddp_clock.py"
+    script.write_text(
+        "import os, torch\n"
+        "from yolovis.config import Config, load_config\n"
+        "from yolovis.engine import run\n"
+        "from yolovis.engine.train import train\n"
+        "torch.set_num_threads(1)\n"
+        "if os.environ['RANK'] == '1':\n"
+        "    elapsed = run.Clock.elapsed\n"
+        "    run.Clock.elapsed = lambda self: elapsed(self) + 55.0\n"
+        "cfg = load_config(Config, None, ['img_size=[64, 96]', 'train.batch_size=2', 'train.workers=0',\n"
+        "                                 'train.epochs=50', 'train.ema=false', 'train.time_limit_minutes=1.0'])\n"
+        f"result = train(cfg, r'{tiny_data}', r'{tmp_path / 'run'}', val_ann=r'{tiny_data}', device='cpu')\n"
+        f"torch.save({{'step': result.state.global_step, 'metrics': result.metrics}}, r'{tmp_path}' + "
+        "f'/rank{os.environ[\"RANK\"]}.pt')\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29519",
+                    str(script)], check=True, env=env, cwd=REPO, capture_output=True, timeout=240)  # fmt: skip
+    a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    assert a["step"] == b["step"] and 0 < a["step"] < 50 * 4  # stopped early, at the same step
+    assert "val_AP50" in a["metrics"] and "val_loss" in a["metrics"]  # rank 0 scored every rank's share

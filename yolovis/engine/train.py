@@ -136,7 +136,7 @@ def train(
         cfg.model.num_classes = len(data.categories)
         categories = [{"id": c["id"], "name": c.get("name", str(c["id"]))} for c in data.categories]
         run = build_run(cfg, categories, out, place, device_, resume=resume, darknet=darknet, init_from=init_from)
-        validator = Validator(cfg, val_ann, val_images, device_) if (val_ann and place.is_main) else None
+        validator = Validator(cfg, val_ann, val_images, device_, place) if val_ann else None  # on every rank
         logbook = Logbook(out, resume is not None) if place.is_main else None
         if place.is_main:
             save_config(cfg, out / "config.yaml")
