@@ -198,3 +198,26 @@ def test_track_method_selects_the_tracker():
     assert isinstance(build_tracker(TrackerConfig(method="memory")), MemoryTracker)
     with pytest.raises(Exception, match="track.method 'sort' is unknown"):
         build_tracker(TrackerConfig(method="sort"))
+
+
+def test_a_lost_object_is_found_again_by_appearance_within_reach_only():
+    def frame(box, embedding):
+        d = dets(box)
+        d.embeddings = torch.tensor([embedding], dtype=torch.float32)
+        return d
+
+    look = [0.6, 0.8]
+    # Seen on the left for 3 frames, gone for 3, back further right without any overlap, same look: the same
+    # object (a re-find costs more than an overlap, but it is the only candidate here).
+    frames = [frame((0, 10, 10, 20, 0), look)] * 3 + [dets()] * 3 + [frame((25, 10, 35, 20, 0), look)]
+    _, ids = run(frames, memory(motion="none"))
+    assert ids[-1] == [1]
+    # Too far (reach 1 box size), or looking different (distance above reid_distance): a new identity.
+    _, ids = run(frames, memory(motion="none", reid_reach=1.0))
+    assert ids[-1] == [2]
+    _, ids = run(frames[:-1] + [frame((25, 10, 35, 20, 0), [0.8, -0.6])], memory(motion="none"))
+    assert ids[-1] == [2]
+    # Without embeddings nothing is re-found that does not overlap.
+    plain = [dets((0, 10, 10, 20, 0))] * 3 + [dets()] * 3 + [dets((25, 10, 35, 20, 0))]
+    _, ids = run(plain, memory(motion="none"))
+    assert ids[-1] == [2]

@@ -134,6 +134,8 @@ class TrackerConfig:
     max_jump: float = 2.0  # stage three: a track seen a frame ago may jump this many box sizes; 0 = off
     appearance_weight: float = 0.5  # share of the appearance distance in the cost, where embeddings exist
     embedding_momentum: float = 0.9  # a track's embedding: this much of the old one, the rest the new
+    reid_distance: float = 0.3  # a lost track is found again by appearance alone below this distance; 0 = never
+    reid_reach: float = 4.0  # ... within this many box sizes of where it was last seen or is predicted
 
 
 @dataclass

@@ -33,6 +33,7 @@ from yolovis.track.mask_iou import MaskCrop, encode_masks, rle_boxes, shifted_cr
 from yolovis.track.results import Appearance, Track, tracks_to_results
 
 INFEASIBLE = 1e6  # cost of a pair the gate rules out: never chosen by the assignment
+REFIND_COST = 0.5  # base cost of finding a lost track again by appearance alone: any overlapping pair is cheaper
 
 
 @dataclass
@@ -202,16 +203,37 @@ class MemoryTracker:
         iou = shifted_crop_iou([crops[i] for i in dets], [t.crop for t in live], shifts)
         cost = 1.0 - iou
         if use_appearance and embeddings is not None and cfg.appearance_weight > 0:
-            have = np.array([t.embedding is not None for t in live])
-            if have.any():
-                gallery = np.stack([t.embedding if t.embedding is not None else np.zeros(embeddings.shape[1])
-                                    for t in live])  # fmt: skip
-                distance = np.clip(1.0 - embeddings[dets] @ gallery.T, 0.0, 1.0)  # cosine distance
-                w = cfg.appearance_weight
-                cost = np.where(have[None, :], (1 - w) * cost + w * distance, cost)
+            cost = self._with_appearance(cost, iou, embeddings[dets], live, boxes[dets])
         differ = np.array([labels[i] for i in dets])[:, None] != np.array([t.label for t in live])[None, :]
         cost = cost + cfg.class_penalty * differ
         return [(dets[r], tracks[c]) for r, c in assign(cost, gate, cfg.assignment, cfg.margin)]
+
+    def _with_appearance(self, cost: np.ndarray, iou: np.ndarray, found: np.ndarray, live: list[LiveTrack],
+                         boxes: np.ndarray) -> np.ndarray:  # fmt: skip
+        """The cost with the appearance distance d = 1 - cos(detection, track) in it: blended where the masks
+        overlap, alone where a lost track is looked for again: within `reid_reach` box sizes of where it was
+        last seen or is predicted, and only if d <= `reid_distance` (a re-find costs more than any overlap)."""
+        cfg = self.cfg
+        have = np.array([t.embedding is not None for t in live])
+        if not have.any():
+            return cost
+        dim = found.shape[1]
+        gallery = np.stack([t.embedding if t.embedding is not None else np.zeros(dim) for t in live])
+        distance = np.clip(1.0 - found @ gallery.T, 0.0, 1.0)  # (D, T)
+        w = cfg.appearance_weight
+        blended = np.where(have[None, :], (1 - w) * cost + w * distance, cost)
+        if cfg.reid_distance <= 0:
+            return np.where(iou > 0, blended, cost)
+        lost = np.array([t.missed > 0 for t in live]) & have
+        centres = kalman.xyxy_to_cxcywh(boxes)[:, :2]  # (D, 2)
+        seen = np.stack([kalman.xyxy_to_cxcywh(t.box)[0] for t in live])  # (T, 4) last observed
+        predicted = np.stack([t.mean[:2] for t in live]) if cfg.motion == "kalman" else seen[:, :2]
+        size = np.sqrt(np.maximum(seen[:, 2] * seen[:, 3], 1.0))
+        from_seen = np.linalg.norm(centres[:, None] - seen[None, :, :2], axis=2)  # (D, T)
+        from_predicted = np.linalg.norm(centres[:, None] - predicted[None], axis=2)
+        near = np.minimum(from_seen, from_predicted) <= cfg.reid_reach * size
+        refind = (iou <= 0) & lost[None, :] & near & (distance <= cfg.reid_distance)
+        return np.where(iou > 0, blended, np.where(refind, REFIND_COST + distance, cost))
 
     def _duplicates(self, candidates: list[int], matched: list[int], crops: dict[int, MaskCrop]) -> set[int]:
         """Candidates for a new track whose mask lies mostly (`duplicate_overlap`) inside the mask of a detection
