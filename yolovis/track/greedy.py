@@ -15,7 +15,7 @@ import numpy as np
 
 from yolovis.config import TrackerConfig
 from yolovis.model.detections import Detections
-from yolovis.track.mask_iou import encode_masks, mask_iou
+from yolovis.track.mask_iou import encode_selected, mask_iou
 from yolovis.track.results import Appearance, Track, tracks_to_results
 
 
@@ -62,11 +62,7 @@ class GreedyTracker:
     def encode(self, detections: Detections) -> list[dict | None]:
         """The RLE of every detection the tracker takes, None for the others; pass it to `update` (a pipeline
         encodes each frame once, for the tracker, the results and its own timing)."""
-        kept = self.tracked(detections)
-        rles: list[dict | None] = [None] * len(detections)
-        for i, rle in zip(kept, encode_masks(detections.masks[kept]), strict=True):
-            rles[i] = rle
-        return rles
+        return encode_selected(detections.masks, self.tracked(detections))
 
     def update(self, frame_index: int, detections: Detections, rles: list[dict | None] | None = None) -> list[int]:
         """Assign frame `frame_index`'s detections to tracks; returns each detection's track id (-1: not tracked,

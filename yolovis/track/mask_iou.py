@@ -36,6 +36,15 @@ def encode_masks(masks: torch.Tensor | np.ndarray) -> list[dict]:
     return mask_utils.encode(columns.transpose(2, 1, 0))
 
 
+def encode_selected(masks: torch.Tensor, indices: list[int]) -> list[dict | None]:
+    """One entry per mask of (N, H, W) `masks`: the RLE of those at `indices`, None for the others (what a tracker
+    encodes of a frame: only the detections it takes)."""
+    rles: list[dict | None] = [None] * len(masks)
+    for i, rle in zip(indices, encode_masks(masks[indices]), strict=True):
+        rles[i] = rle
+    return rles
+
+
 def mask_iou(a: list[dict], b: list[dict]) -> np.ndarray:
     """(len(a), len(b)) IoU matrix of two lists of RLEs of one frame size (zeros where either list is empty)."""
     if not a or not b:
