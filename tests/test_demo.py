@@ -43,6 +43,10 @@ def test_demo_end_to_end_on_a_tiny_budget(tmp_path, monkeypatch):
     assert all(len(r["segmentations"]) == 4 for r in results)
     for name in ("overlay.mp4", "config.yaml", "run/last.pt", "plots/feature_maps.png", "plots/pr_curves.png"):
         assert (out / name).is_file(), name
+    # The three figures side by side: per frame, tracked, perfect association (of the same detections).
+    diagnosis = json.loads((out / "diagnosis.json").read_text())
+    assert {"frame", "tracker", "oracle", "lost_to_association", "per_video"} <= set(diagnosis)
+    assert diagnosis["tracker"]["AP50"] == metrics["AP50"] and diagnosis["tracker"]["method"] == "memory"
 
 
 def test_demo_rejects_a_non_positive_budget(tmp_path, capsys):

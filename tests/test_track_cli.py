@@ -23,7 +23,7 @@ def setup(tmp_path_factory):
     # An untrained model: let its (random) detections through, so that the files have something in them.
     cfg = load_config(Config, None, ["model.num_classes=2", "img_size=[64, 96]", "postprocess.score_threshold=0.0",
                                      "postprocess.max_per_image=5", "track.detection_threshold=0.0",
-                                     "track.min_length=1"])  # fmt: skip
+                                     "track.new_track_threshold=0.0", "track.min_length=1"])  # fmt: skip
     torch.manual_seed(0)
     ckpt = root / "model.pt"
     save_inference_checkpoint(ckpt, config=cfg, categories=[{"id": 1, "name": "a"}, {"id": 2, "name": "b"}])

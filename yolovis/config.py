@@ -115,7 +115,7 @@ class TrainConfig:
 class TrackerConfig:
     # "greedy": the paper's tracker (SPEC §4); "memory": motion, two stages, global assignment, lost tracks
     # kept and re-found, appearance when the model has association embeddings (docs/tracking.md).
-    method: str = "greedy"
+    method: str = "memory"
     gate: float = 0.99  # tau: a pair costing more is never matched (the original's 0.99: IoU > 0.01)
     margin: float = 0.01  # gamma, the Lonely Best Friend margin (the original's 0.01)
     class_penalty: float = 0.5  # added to the cost of a pair whose labels differ (0: ignore classes, as the code)
