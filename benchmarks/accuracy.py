@@ -68,8 +68,8 @@ def main() -> None:
         generate(work / "held_out", SynthConfig(videos=args.held_out, frames=demo.FRAMES, classes=demo.CLASSES,
                                                 seed=demo.HELD_OUT_SEED))  # fmt: skip
     runs = []
-    for name, overrides in variants:
-        for seed in range(args.seeds):
+    for seed in range(args.seeds):  # every variant once before the next seed: early rows compare already
+        for name, overrides in variants:
             cfg = demo.demo_config(torch.device("cpu"), 0.0)
             fit = fit_anchors(load_vis_annotations(train_ann), len(cfg.model.anchors[0]), max(cfg.img_size))
             cfg.model.anchors, cfg.model.anchor_img_size = fit.per_level(), max(cfg.img_size)
