@@ -33,7 +33,8 @@ from yolovis.engine.stream import Profile
 from yolovis.engine.track import TrackOptions, track_video
 from yolovis.io.video import VideoWriter
 from yolovis.model.detections import Detections
-from yolovis.track import GreedyTracker, encode_masks
+from yolovis.track import encode_masks
+from yolovis.track.build import build_tracker
 
 H, W = 720, 1280
 
@@ -114,29 +115,33 @@ def moving_detections(n: int, frames: int, rng: np.random.Generator) -> list[Det
     return out
 
 
-def bench_tracker(frames: int = 20) -> dict[int, float]:
-    rng = np.random.default_rng(0)
+def bench_tracker(frames: int = 20) -> dict[tuple[str, int], float]:
     per_frame = {}
-    print(
-        f"GreedyTracker.update per frame at {W}x{H} ({frames} frames, moving blobs), {torch.get_num_threads()} threads"
-    )
-    for n in (10, 50, 200):
-        dets = moving_detections(n, frames, rng)
-        tracker = GreedyTracker(TrackerConfig(detection_threshold=0.0))
-        encode_s = track_s = 0.0
-        for t, d in enumerate(dets):
-            start = time.perf_counter()
-            rles = tracker.encode(d)
-            encode_s += time.perf_counter() - start
-            start = time.perf_counter()
-            tracker.update(t, d, rles)
-            track_s += time.perf_counter() - start
-        per_frame[n] = track_s / frames * 1000
-        print(
-            f"  {n:4d} instances: tracker {per_frame[n]:7.2f} ms/frame (RLE encoding, apart: "
-            f"{encode_s / frames * 1000:7.1f} ms/frame); {len(tracker.tracks)} tracks"
-        )
+    for method in ("greedy", "memory"):
+        rng = np.random.default_rng(0)
+        print(f"{method} tracker.update per frame at {W}x{H} ({frames} frames, moving blobs), "
+              f"{torch.get_num_threads()} threads")  # fmt: skip
+        for n in (10, 50, 200):
+            per_frame[method, n] = bench_one_tracker(method, n, frames, rng)
     return per_frame
+
+
+def bench_one_tracker(method: str, n: int, frames: int, rng: np.random.Generator) -> float:
+    """ms per frame of `method`'s update at n moving instances (the RLE encoding timed apart)."""
+    dets = moving_detections(n, frames, rng)
+    tracker = build_tracker(TrackerConfig(method=method, detection_threshold=0.0, new_track_threshold=0.0))
+    encode_s = track_s = 0.0
+    for t, d in enumerate(dets):
+        start = time.perf_counter()
+        rles = tracker.encode(d)
+        encode_s += time.perf_counter() - start
+        start = time.perf_counter()
+        tracker.update(t, d, rles)
+        track_s += time.perf_counter() - start
+    ms = track_s / frames * 1000
+    print(f"  {n:4d} instances: tracker {ms:7.2f} ms/frame (RLE encoding, apart: "
+          f"{encode_s / frames * 1000:7.1f} ms/frame); {len(tracker.tracks)} tracks")  # fmt: skip
+    return ms
 
 
 def make_video(path: Path, frames: int, fps: int = 25) -> None:

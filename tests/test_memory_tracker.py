@@ -110,7 +110,7 @@ def test_fast_object_moving_more_than_its_size_is_followed():
     frames = [dets((4 + 12 * t, 10, 12 + 12 * t, 18, 1)) for t in range(5)]
     _, ids = run(frames, memory())
     assert ids[2:] == [[1]] * 3  # the first step has no velocity yet; from then on one identity
-    _, greedy_ids = run(frames, TrackerConfig(min_length=1))
+    _, greedy_ids = run(frames, TrackerConfig(method="greedy", min_length=1))
     assert len({i for f in greedy_ids for i in f}) == 5  # the paper's tracker: a new track every frame
 
 

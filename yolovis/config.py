@@ -121,7 +121,7 @@ class TrackerConfig:
     class_penalty: float = 0.5  # added to the cost of a pair whose labels differ (0: ignore classes, as the code)
     detection_threshold: float = 0.3  # detections scoring less are not tracked (memory: not in stage one)
     new_tracks: bool = True  # unmatched detections start tracks (the original dropped those that failed 2-3)
-    max_age: int = 10  # processed frames (with --stride, every n-th) a lost track stays matchable
+    max_age: int = 30  # processed frames (with --stride, every n-th) a lost track stays matchable
     min_length: int = 3  # tracks seen on fewer frames are dropped from the results
     min_score: float = 0.0  # tracks whose mean detection score is lower are dropped from the results
     # memory only:

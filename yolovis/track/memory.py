@@ -146,6 +146,12 @@ class MemoryTracker:
             pairs += self._match_by_distance(left, recent, labels, boxes)
 
         matched_tracks = {j for _, j in pairs}
+        if pairs and cfg.motion == "kalman":  # one batched filter update for every continued track
+            continued = [self.live[j] for _, j in pairs]
+            means, covs = kalman.update(np.stack([t.mean for t in continued]), np.stack([t.cov for t in continued]),
+                                        boxes[[i for i, _ in pairs]])  # fmt: skip
+            for t, m, c in zip(continued, means, covs, strict=True):
+                t.mean, t.cov = m, c
         for i, j in pairs:
             self._continue(self.live[j], frame_index, i, rles[i], scores[i], labels[i], boxes[i], crops[i],
                            embeddings[i] if embeddings is not None else None)  # fmt: skip
@@ -265,9 +271,7 @@ class MemoryTracker:
 
     def _continue(self, track: LiveTrack, frame_index: int, i: int, rle: dict, score: float, label: int,
                   box: np.ndarray, crop: MaskCrop, embedding: np.ndarray | None) -> None:  # fmt: skip
-        if self.cfg.motion == "kalman":
-            mean, cov = kalman.update(track.mean[None], track.cov[None], box[None])
-            track.mean, track.cov = mean[0], cov[0]
+        """The track takes detection i (its motion state was updated with the others')."""
         track.box, track.crop, track.label = box, crop, label
         if embedding is not None:
             if track.embedding is None:
