@@ -1,18 +1,22 @@
 """The memory tracker: online, mask-aware association that keeps identities through motion, crossings and
-occlusions (`track.method: memory`). The paper's tracker is `greedy.py`; this one remembers more of each track.
+occlusions (`track.method: memory`, the default). The paper's tracker is `greedy.py`; this one remembers more.
 
 Per processed frame:
 1. every live track's Kalman filter (`kalman.py`) predicts its box; its last mask is moved by the predicted
    displacement of the box centre (`track.motion`);
 2. stage one: the confident detections (score >= `detection_threshold`) against every live track, lost ones
-   included, on cost = 1 - mask IoU (moved masks) + class penalty, blended with the appearance distance where
-   the detections carry association embeddings (`track.appearance_weight`); one global assignment
-   (Hungarian, `track.assignment`) among the pairs under the gate;
-3. stage two (`track.low_threshold` > 0, as ByteTrack): the weak detections against the tracks seen in the
-   previous processed frame and left unmatched, on mask IoU alone with a stricter gate;
-4. matched tracks take their detection (filter update, mask, embedding average); unmatched confident
-   detections start tentative tracks, confirmed by a second hit; a lost track stays matchable for `max_age`
-   processed frames, so an object hidden for a while is found again where its motion or appearance says.
+   included, on cost = 1 - mask IoU (moved masks) + class penalty. Where the detections carry association
+   embeddings, the appearance distance is blended in for overlapping pairs (`appearance_weight`), and a lost
+   track may be found again by appearance alone near where it was (`reid_distance`, `reid_reach`). One global
+   assignment (Hungarian, `assignment`) among the pairs under the gate;
+3. stage two (`low_threshold` > 0, as ByteTrack): the weak detections against the tracks seen in the previous
+   processed frame and left unmatched, on mask IoU alone with a stricter gate (`low_gate`);
+4. stage three (`max_jump`): a confident detection that overlaps nothing continues a track of the same class
+   seen a frame ago within that many box sizes (an object faster than its own size per frame);
+5. matched tracks take their detection (one batched filter update, mask, embedding average); unmatched
+   confident detections start tentative tracks, confirmed by a second hit, unless they lie mostly inside a
+   matched detection's mask (a duplicate, `duplicate_overlap`); a lost track stays matchable for `max_age`
+   processed frames.
 
 Only the tracks live at a frame are compared, so the cost per frame does not grow with the video; what a track
 keeps for the results is an RLE per frame (`results.Track`), and for matching one mask crop and one embedding.
@@ -160,8 +164,9 @@ class MemoryTracker:
         for j, track in enumerate(self.live):
             if j not in matched_tracks:
                 track.missed += 1
-                if not track.confirmed or track.missed >= cfg.max_age:  # as greedy: matchable while age <= max_age
-                    continue  # a tentative track missed once, or a lost track gone too long: forgotten
+                # A tentative track missed once, or a lost track older than max_age (as greedy counts): forgotten.
+                if not track.confirmed or track.missed >= cfg.max_age:
+                    continue
             survivors.append(track)
         self.live = survivors
         matched_dets = [i for i, _ in pairs]
