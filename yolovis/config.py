@@ -132,6 +132,9 @@ class TrackerConfig:
     new_track_threshold: float = 0.3  # unmatched detections scoring less start no track
     duplicate_overlap: float = 0.5  # an unmatched detection this much inside a matched one's mask starts no track
     max_jump: float = 2.0  # stage three: a track seen a frame ago may jump this many box sizes; 0 = off
+    jump_lost_frames: int = 2  # ... and so may one lost for up to this many processed frames
+    lost_static: bool = True  # a lost track's mask is also compared where it was last seen (it may have stopped)
+    fuse_score: bool = False  # similarity x detection score in the cost (ByteTrack's fuse_score)
     appearance_weight: float = 0.5  # share of the appearance distance in the cost, where embeddings exist
     embedding_momentum: float = 0.9  # a track's embedding: this much of the old one, the rest the new
     reid_distance: float = 0.3  # a lost track is found again by appearance alone below this distance; 0 = never

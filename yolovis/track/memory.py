@@ -12,7 +12,8 @@ Per processed frame:
 3. stage two (`low_threshold` > 0, as ByteTrack): the weak detections against the tracks seen in the previous
    processed frame and left unmatched, on mask IoU alone with a stricter gate (`low_gate`);
 4. stage three (`max_jump`): a confident detection that overlaps nothing continues a track of the same class
-   seen a frame ago within that many box sizes (an object faster than its own size per frame);
+   seen at most `jump_lost_frames` frames ago within that many box sizes of its predicted centre (an object
+   faster than its own size per frame, or back after a short loss);
 5. matched tracks take their detection (one batched filter update, mask, embedding average); unmatched
    confident detections start tentative tracks, confirmed by a second hit, unless they lie mostly inside a
    matched detection's mask (a duplicate, `duplicate_overlap`); a lost track stays matchable for `max_age`
@@ -136,17 +137,21 @@ class MemoryTracker:
         low = [i for i in kept if scores[i] < cfg.detection_threshold]
 
         # Stage one: confident detections against every live track.
-        pairs = self._match(high, list(range(len(self.live))), crops, labels, boxes, embeddings, cfg.gate, True)
+        everyone = list(range(len(self.live)))
+        pairs = self._match(high, everyone, crops, labels, scores, boxes, embeddings, cfg.gate, True)
         matched_tracks = {j for _, j in pairs}
         # Stage two: weak detections continue the tracks that were there a frame ago and are still unmatched.
         recent = [j for j, t in enumerate(self.live) if j not in matched_tracks and t.missed == 0 and t.confirmed]
-        pairs += self._match(low, recent, crops, labels, boxes, None, cfg.low_gate, False)
-        # Stage three: an object that moved more than its own size since the last frame overlaps nothing yet.
+        pairs += self._match(low, recent, crops, labels, scores, boxes, None, cfg.low_gate, False)
+        # Stage three: an object that moved more than its own size since the last frame overlaps nothing yet
+        # (nor does one found again after a short loss, once its mask has moved on).
         if cfg.max_jump > 0:
             matched_tracks = {j for _, j in pairs}
             matched_dets = {i for i, _ in pairs}
             left = [i for i in high if i not in matched_dets]
-            recent = [j for j, t in enumerate(self.live) if j not in matched_tracks and t.missed == 0]
+            recent = [
+                j for j, t in enumerate(self.live) if j not in matched_tracks and t.missed <= cfg.jump_lost_frames
+            ]
             pairs += self._match_by_distance(left, recent, labels, boxes)
 
         matched_tracks = {j for _, j in pairs}
@@ -192,6 +197,7 @@ class MemoryTracker:
         tracks: list[int],
         crops: dict[int, MaskCrop],
         labels: list[int],
+        scores: list[float],
         boxes: np.ndarray,
         embeddings: np.ndarray | None,
         gate: float,
@@ -208,9 +214,16 @@ class MemoryTracker:
         else:
             shifts = np.zeros((len(live), 2))
         iou = shifted_crop_iou([crops[i] for i in dets], [t.crop for t in live], shifts)
+        if cfg.motion == "kalman" and cfg.lost_static:  # a lost object may have stopped: its mask where last seen
+            lost = np.array([t.missed > 0 for t in live])
+            if lost.any():
+                still = shifted_crop_iou([crops[i] for i in dets], [t.crop for t in live], np.zeros_like(shifts))
+                iou = np.where(lost[None, :], np.maximum(iou, still), iou)
         cost = 1.0 - iou
         if use_appearance and embeddings is not None and cfg.appearance_weight > 0:
             cost = self._with_appearance(cost, iou, embeddings[dets], live, boxes[dets])
+        if cfg.fuse_score:  # a confident detection's similarity counts more (ByteTrack's fuse_score)
+            cost = 1.0 - (1.0 - cost) * np.array([scores[i] for i in dets])[:, None]
         differ = np.array([labels[i] for i in dets])[:, None] != np.array([t.label for t in live])[None, :]
         cost = cost + cfg.class_penalty * differ
         return [(dets[r], tracks[c]) for r, c in assign(cost, gate, cfg.assignment, cfg.margin)]
