@@ -79,8 +79,9 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     hard = p.add_argument_group("harder videos, for trackers (all off by default)")
     hard.add_argument("--hard", action="store_true",
-                      help="60 frames, 4-8 bouncing objects, fast motion, crowds 0.5, exits 0.3, 2 occluders (the "
-                           "options below and --frames override it)")  # fmt: skip
+                      help="60 frames, 4-8 bouncing objects, fast motion, crowds 0.5, exits 0.3, 2 occluders, "
+                           "instances of a class told apart by their second colour (the options below and "
+                           "--frames override it)")  # fmt: skip
     hard.add_argument("--objects", type=_range(int), default=None, metavar="MIN-MAX", help="objects per video (1-4)")
     hard.add_argument("--speed", type=_range(float), default=None, metavar="MIN-MAX",
                       help="speed per frame, fraction of the frame diagonal (0.01-0.035)")  # fmt: skip

@@ -63,6 +63,7 @@ class SynthConfig:
     exit_prob: float = 0.0  # objects that leave the frame, stay out a few frames and come back
     occluders: int = 0  # static opaque bars in front of everything, hiding objects that pass behind them
     bounce: bool = False  # objects bounce off the frame's edges (long videos keep their objects)
+    instance_variety: float = 0.0  # 0-1: how far each object's second colour moves to a random one (appearance)
 
     def check(self) -> None:
         if self.videos < 1 or self.frames < 1:
@@ -88,6 +89,7 @@ HARD = {  # `yolovis synth --hard`: long videos, fast motion, same-class crowds,
     "exit_prob": 0.3,
     "occluders": 2,
     "bounce": True,
+    "instance_variety": 0.8,
 }
 
 
@@ -165,7 +167,7 @@ def _trajectory(cfg: SynthConfig, rng: np.random.Generator, class_index: int, cr
         gap = int(rng.integers(1, 4))
         first = int(rng.integers(1, cfg.frames - gap))
         visible[first : first + gap] = False
-    return Trajectory(random_look(class_index, rng), centers, radii, angles, visible)
+    return Trajectory(random_look(class_index, rng, cfg.instance_variety), centers, radii, angles, visible)
 
 
 def _out_and_back(

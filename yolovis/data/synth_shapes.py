@@ -76,9 +76,14 @@ def class_name(k: int) -> str:
     return f"{COLOURS_NAMES[k]}-{TEXTURES[k % len(TEXTURES)]}-{SHAPES[k][0]}"
 
 
-def random_look(class_index: int, rng: np.random.Generator) -> ObjectLook:
+def random_look(class_index: int, rng: np.random.Generator, variety: float = 0.0) -> ObjectLook:
+    """The class's look with a small colour jitter; `variety` in (0, 1] also moves the second colour that far
+    towards a random one, so that objects of one class can be told apart by appearance (shape, main colour and
+    texture still name the class). No random draw is made for it at 0, so the default data do not change."""
     a, b = (np.asarray(c, dtype=np.float64) for c in COLOURS[class_index])
     jitter = rng.uniform(-18, 18, 3)
+    if variety > 0:
+        b = (1 - variety) * b + variety * rng.uniform(0, 255, 3)
     return ObjectLook(
         class_index,
         np.clip(a + jitter, 0, 255),
