@@ -252,7 +252,9 @@ def _inference_options(args: argparse.Namespace, stride: int = 1, video: bool = 
 def _add_track(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("track", help="segment and track the objects of a video file, a frame folder or a glob")
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint, or a folder written by `yolovis export`")
-    p.add_argument("source", metavar="SOURCE", help="video file (mp4, avi, mkv, webm), folder of frames, or glob")
+    p.add_argument("source", metavar="SOURCE",
+                   help="video file (mp4, avi, mkv, webm), folder of frames, glob, a URL PyAV opens (rtsp://, "
+                   "http(s)://) or a camera (/dev/video0); Ctrl-C ends it with complete outputs")  # fmt: skip
     p.add_argument("--out", required=True, metavar="DIR", help="results.json, tracks.txt, overlay.mp4")
     p.add_argument("--stride", type=int, default=1, help="process every n-th frame (the others stay null)")
     p.add_argument("--no-video", action="store_true", help="skip DIR/overlay.mp4")
@@ -275,7 +277,12 @@ def _track(args: argparse.Namespace) -> None:
             for w in caught:
                 print(f"yolovis track: warning: {w.message}", file=sys.stderr)
     note = " (the video was truncated: results cover the decoded frames)" if summary["truncated"] else ""
+    if summary["interrupted"]:
+        note = " (stopped by Ctrl-C: the outputs cover the frames processed until then)"
     print(f"{summary['frames']} frames, {summary['tracks']} tracks -> {args.out}{note}")
+    # Ctrl-C is how a live source (URL, camera) ends: a success. A file stopped early is an interrupted run
+    # (130, as a shell reports SIGINT), though its outputs are complete for the frames processed.
+    return 130 if summary["interrupted"] and not summary["stream"] else 0
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:

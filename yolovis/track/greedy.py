@@ -52,6 +52,7 @@ class GreedyTracker:
         self.tracks: list[Track] = []
         self.live: list[Track] = []
         self.last_frame = -1
+        self.started = 0  # tracks started so far: ids are 1, 2, ... (tracks may leave `tracks`: pop_final)
 
     def tracked(self, detections: Detections) -> list[int]:
         """Indices of the detections the tracker takes (score >= detection_threshold)."""
@@ -90,7 +91,8 @@ class GreedyTracker:
             if ids[i] < 0:
                 if not self.cfg.new_tracks:
                     continue
-                track = Track(track_id=len(self.tracks) + 1)
+                self.started += 1
+                track = Track(track_id=self.started)
                 self.tracks.append(track)
                 self.live.append(track)
                 ids[i] = track.track_id
@@ -99,6 +101,14 @@ class GreedyTracker:
             track.frames[frame_index] = Appearance(rles[i], scores[i], labels[i], tuple(boxes[i]))
             track.last_frame = frame_index
         return ids
+
+    def pop_final(self) -> list[Track]:
+        """The tracks that can no longer be matched, removed from `tracks` (so `results` no longer has them):
+        what lets `yolovis track` stream a long video's results to disk (io/results_writer.py)."""
+        live = {id(t) for t in self.live}
+        final = [t for t in self.tracks if id(t) not in live]
+        self.tracks = [t for t in self.tracks if id(t) in live]
+        return final
 
     def results(self, video_id: int, length: int, label_to_category: list[int] | None = None) -> list[dict]:
         """YouTube-VIS results of this video: one entry per kept track, `length` segmentations, null where absent."""
