@@ -15,7 +15,7 @@ import numpy as np
 
 from yolovis.config import TrackerConfig
 from yolovis.model.detections import Detections
-from yolovis.track.mask_iou import encode_masks, mask_iou
+from yolovis.track.mask_iou import encode_detections, mask_iou
 from yolovis.track.results import Appearance, Track, tracks_to_results
 
 
@@ -63,7 +63,7 @@ class GreedyTracker:
         encodes each frame once, for the tracker, the results and its own timing)."""
         kept = self.tracked(detections)
         rles: list[dict | None] = [None] * len(detections)
-        for i, rle in zip(kept, encode_masks(detections.masks[kept]), strict=True):
+        for i, rle in zip(kept, encode_detections(detections, kept), strict=True):
             rles[i] = rle
         return rles
 

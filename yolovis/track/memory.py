@@ -29,7 +29,7 @@ from yolovis.config import TrackerConfig
 from yolovis.model.detections import Detections
 from yolovis.track import kalman
 from yolovis.track.greedy import greedy_match
-from yolovis.track.mask_iou import MaskCrop, encode_masks, rle_boxes, shifted_crop_iou
+from yolovis.track.mask_iou import MaskCrop, encode_detections, rle_boxes, shifted_crop_iou
 from yolovis.track.results import Appearance, Track, tracks_to_results
 
 INFEASIBLE = 1e6  # cost of a pair the gate rules out: never chosen by the assignment
@@ -102,7 +102,7 @@ class MemoryTracker:
         """The RLE of every detection the tracker takes, None for the others (see `GreedyTracker.encode`)."""
         kept = self.tracked(detections)
         rles: list[dict | None] = [None] * len(detections)
-        for i, rle in zip(kept, encode_masks(detections.masks[kept]), strict=True):
+        for i, rle in zip(kept, encode_detections(detections, kept), strict=True):
             rles[i] = rle
         return rles
 
