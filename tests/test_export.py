@@ -34,7 +34,7 @@ def setup(tmp_path_factory):
         for pred in model.head.preds:
             pred.weight.mul_(8.0)
     ckpt = root / "model.pt"
-    categories = [{"id": 7, "name": "a"}, {"id": 8, "name": "b"}, {"id": 9, "name": "c"}]
+    categories = json.loads((root / "data" / "instances.json").read_text())["categories"]
     save_inference_checkpoint(ckpt, config=cfg, categories=categories, model=model)
     frames = [frame for _, frame in open_source(root / "data" / "JPEGImages" / "video_0000")]
     video = root / "clip.mp4"
@@ -61,7 +61,7 @@ def test_export_folder_holds_the_network_and_what_inference_needs(exported):
     loaded = load_exported(folder)
     assert loaded.network.runtime == RUNTIME[fmt] and loaded.network.input_size == (96, 160)
     assert loaded.model.backbone is None and loaded.model.mask_head is not None  # only the PyTorch part is held
-    assert [c["id"] for c in loaded.categories] == [7, 8, 9]
+    assert [c["id"] for c in loaded.categories] == [1, 2, 3]
 
 
 def test_exported_detections_agree_with_the_checkpoint(setup, exported):
@@ -141,6 +141,15 @@ def test_export_refuses_to_overwrite_a_foreign_folder(setup, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["mine"]  # no temporary folder left behind
 
 
+def test_export_leaves_the_model_in_eval_mode(tmp_path):
+    from yolovis.config import ModelConfig
+    from yolovis.export.onnx import export_onnx
+
+    model = build_model(ModelConfig(scale="tiny", num_classes=2)).eval()
+    export_onnx(model, tmp_path / "n.onnx", (64, 64))
+    assert not any(m.training for m in model.modules())
+
+
 def test_export_cli_takes_a_size_w_by_h_and_a_folder(setup, capsys):
     pytest.importorskip("onnxruntime")
     root, ckpt, _, _ = setup
@@ -148,3 +157,19 @@ def test_export_cli_takes_a_size_w_by_h_and_a_folder(setup, capsys):
     assert "64x96 input" in capsys.readouterr().out
     assert load_exported(root / "x").network.input_size == (96, 64)
     assert np.array_equal(load_exported(root / "x").config.img_size, [96, 64])
+
+
+def test_predict_diagnose_and_video_tracker_take_the_exported_folder(setup, exported, tmp_path):
+    from yolovis.engine.stream import VideoTracker
+
+    root, ckpt, _, video = setup
+    ann = root / "data" / "instances.json"
+    outs = {}
+    for name, model in (("checkpoint", ckpt), ("exported", exported[1])):
+        outs[name] = tmp_path / f"{name}.json"
+        assert cli_main(["predict", str(model), str(ann), "--out", str(outs[name])]) == 0
+        assert cli_main(["diagnose", str(model), str(ann), "--out", str(tmp_path / f"diag_{name}")]) == 0
+    want, got = (json.loads(outs[k].read_text()) for k in ("checkpoint", "exported"))
+    assert len(want) == len(got) > 0 and [r["category_id"] for r in want] == [r["category_id"] for r in got]
+    tracked = list(VideoTracker.from_checkpoint(exported[1])(video))
+    assert len(tracked) == 6 and all(f.detections.masks.shape[1:] == (96, 160) for f in tracked)

@@ -47,7 +47,8 @@ def export_onnx(model: YoloV4Plus1, path: str | os.PathLike, input_size: tuple[i
         # The input-size check reads the (fixed) shape as Python ints: that is the point of a fixed-size export.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
-        torch.onnx.export(DenseGraph(model), (sample,), str(path), dynamo=False, opset_version=OPSET,
+        # DenseGraph in eval mode too: the exporter restores the wrapper's mode afterwards, recursively.
+        torch.onnx.export(DenseGraph(model).eval(), (sample,), str(path), dynamo=False, opset_version=OPSET,
                           input_names=[INPUT_NAME], output_names=names, do_constant_folding=True)  # fmt: skip
     return names
 
