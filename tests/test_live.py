@@ -140,7 +140,8 @@ def test_sigint_mid_stream_leaves_complete_outputs(setup):
     reader.start()
     try:
         deadline = time.monotonic() + 120
-        while not re.search(rb"(\d\d+)frame", bytes(stderr)) and time.monotonic() < deadline:  # >= 10 frames done
+        done = lambda: [int(n) for n in re.findall(rb"long\.ts: (\d+)frame", bytes(stderr))]  # noqa: E731 (tqdm)
+        while max(done(), default=0) < 12 and time.monotonic() < deadline:  # frames processed, by the progress bar
             assert process.poll() is None, bytes(stderr).decode(errors="replace")
             time.sleep(0.1)
         process.send_signal(signal.SIGINT)
