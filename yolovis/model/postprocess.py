@@ -48,17 +48,17 @@ def paste_masks(
     `with_rects` also returns the (N, 4) int64 xyxy rectangle each mask was pasted into (empty outside it).
 
     Only the pixels of each box's own bounding rectangle are sampled (bilinear, at pixel centres), so the cost
-    is the boxes' area, not N x the frame's. On the CPU the masks are allocated by numpy's calloc: the pages
-    outside the rectangles are never written, and the kernel hands them out zeroed only when something reads
-    them, so a frame's N full-size masks cost the rectangles' area in time and memory too (50 masks of a 720p
-    frame are 46 MB that `torch.zeros` spent ~10 ms clearing) as long as readers keep to the rectangles.
+    is the boxes' area, not N x the frame's. On the CPU the masks are allocated by numpy's calloc: the kernel
+    maps a zeroed page only where one is first touched, so while writers and readers keep to the rectangles a
+    frame's N full-size masks cost the rectangles' area in time and memory too (50 masks of a 720p frame are
+    46 MB that `torch.zeros` spent ~10 ms clearing).
     """
     shape = (len(boxes), height, width)
     if probs.device.type == "cpu":
         out = torch.from_numpy(np.zeros(shape, dtype=np.bool_))
     else:
         out = torch.zeros(shape, dtype=torch.bool, device=probs.device)
-    rects = torch.zeros((len(boxes), 4), dtype=torch.int64)
+    rects = [[0, 0, 0, 0] for _ in range(len(boxes))]  # an empty rectangle for an empty mask
     for i, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
         if x1 - x0 <= 0 or y1 - y0 <= 0:
             continue
@@ -66,11 +66,11 @@ def paste_masks(
         c1, r1 = min(width, int(-(-x1 // 1))), min(height, int(-(-y1 // 1)))
         if c1 <= c0 or r1 <= r0:
             continue
-        rects[i] = torch.tensor([c0, r0, c1, r1])
+        rects[i] = [c0, r0, c1, r1]
         xs = (torch.arange(c0, c1, device=probs.device, dtype=torch.float32) + 0.5 - x0) / (x1 - x0) * 2 - 1
         ys = (torch.arange(r0, r1, device=probs.device, dtype=torch.float32) + 0.5 - y0) / (y1 - y0) * 2 - 1
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
         grid = torch.stack((gx, gy), dim=-1)[None]  # (1, h, w, 2)
         sampled = F.grid_sample(probs[i][None, None], grid, mode="bilinear", padding_mode="border", align_corners=False)
         out[i, r0:r1, c0:c1] = sampled[0, 0] >= threshold
-    return (out, rects) if with_rects else out
+    return (out, torch.tensor(rects, dtype=torch.int64).reshape(-1, 4)) if with_rects else out
