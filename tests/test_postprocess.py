@@ -173,3 +173,18 @@ def test_decoding_chosen_cells_gives_the_same_bits_as_decoding_all():
     anchor, cell = chosen // (13 * 17), chosen % (13 * 17)
     cell_xy = torch.stack((cell % 17, cell // 17), dim=1)
     assert torch.equal(decode_selected(deltas.flatten(1, 3)[1, chosen], anchors[anchor], cell_xy, 8), every[1, chosen])
+
+
+def test_paste_grid_in_numpy_is_bit_identical_to_torchs():
+    """paste_masks builds its sampling grid in numpy; torch's float32 arithmetic gives the same bits."""
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(500):
+        x0 = float(torch.rand(1, generator=gen)) * 1000 - 100
+        x1 = x0 + float(torch.rand(1, generator=gen)) * 400 + 0.01
+        c0, c1 = max(0, int(x0)), int(-(-x1 // 1))
+        if c1 <= c0:  # a box left of the frame: paste_masks skips it
+            continue
+        reference = ((torch.arange(c0, c1, dtype=torch.float32) + 0.5 - x0) / (x1 - x0) * 2 - 1).numpy()
+        f32 = np.float32
+        got = (np.arange(c0, c1, dtype=f32) + f32(0.5) - f32(x0)) / f32(x1 - x0) * f32(2) - f32(1)
+        np.testing.assert_array_equal(got.view(np.int32), reference.view(np.int32))
