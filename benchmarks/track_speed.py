@@ -4,11 +4,15 @@ about time and memory, not quality).
     python benchmarks/track_speed.py --only masks      # mask IoU and RLE encoding options, 50 x 50 masks
     python benchmarks/track_speed.py --only tracker    # GreedyTracker.update per frame at 10, 50, 200 instances
     python benchmarks/track_speed.py --only e2e        # frames/s per scale, split into phases
+    python benchmarks/track_speed.py --only e2e --scales tiny --backend pytorch onnx openvino --peer
+                                                       # the checkpoint, its exports, Ultralytics' OpenVINO
+                                                       # YOLOv8n-seg `track`: one run, one video
     python benchmarks/track_speed.py --only memory     # peak RSS of `yolovis track` on 100 and 1000 frames
 
-Phases of the end-to-end split: decode (PyAV), network (letterbox + forward), postprocess (decoding, NMS, mask
-head, pasting masks at 1280x720), encode (RLE of every tracked mask), tracker (matching, given the RLEs), write
-(overlay drawing, H.264, MOT rows, results.json).
+Phases of the end-to-end split: decode (PyAV), network (the fully convolutional part: PyTorch's forward_dense or
+the exported network), postprocess (letterbox, box selection and NMS, mask head, pasting masks at the frame
+size), encode (RLE of every tracked mask), tracker (matching, given the RLEs), write (overlay drawing, H.264, MOT
+rows, results.json).
 """
 
 from __future__ import annotations
@@ -144,16 +148,18 @@ def bench_one_tracker(method: str, n: int, frames: int, rng: np.random.Generator
     return ms
 
 
-def make_video(path: Path, frames: int, fps: int = 25) -> None:
-    """720p frames of a few moving discs over a gradient (cheap to draw, not empty to the codec)."""
+def make_video(path: Path, frames: int, fps: int = 25, size: tuple[int, int] = (H, W)) -> None:
+    """(H, W) frames (720p by default) of a few moving discs over a gradient (cheap to draw, not empty to the
+    codec)."""
     import cv2
 
+    h, w = size
     writer = VideoWriter(path, fps)
-    base = np.broadcast_to(np.linspace(0, 200, W, dtype=np.uint8)[None, :, None], (H, W, 3)).copy()
+    base = np.broadcast_to(np.linspace(0, 200, w, dtype=np.uint8)[None, :, None], (h, w, 3)).copy()
     for t in range(frames):
         frame = base.copy()
         for k in range(6):
-            centre = (int(100 + 180 * k + 5 * t) % W, int(150 + 80 * k) % H)
+            centre = (int(100 + 180 * k + 5 * t) % w, int(150 + 80 * k) % h)
             cv2.circle(frame, centre, 60 + 10 * k, (40 * k, 255 - 30 * k, 120), -1)
         writer.write(frame)
     writer.close()
@@ -167,49 +173,70 @@ def checkpoint(path: Path, scale: str, detections: int = 50, img_size: int = 416
     save_inference_checkpoint(path, config=load_config(Config, None, overrides))
 
 
-def bench_e2e(scales: list[str], frames: int, root: Path, device: str) -> None:
-    video = root / f"clip_{frames}.mp4"
-    make_video(video, frames)
-    print(
-        f"yolovis track on a {frames}-frame {W}x{H} H.264 video, input 416x416, 50 detections/frame (untrained "
-        f"model, thresholds 0), overlay written, {torch.get_num_threads()} threads, device {device}"
-    )
-    print(
-        "| scale | fps | ms/frame | decode | network | postprocess | encode (RLE) | tracker | write | tracker share |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+def load_backend(ckpt: Path, backend: str, device: str) -> Detector:
+    """The checkpoint in PyTorch, or its export (written beside it) in ONNX Runtime or OpenVINO."""
+    if backend == "pytorch":
+        return Detector.from_checkpoint(ckpt, device=device)
+    from yolovis.export.folder import default_folder, export_checkpoint
+
+    folder = default_folder(ckpt, backend)
+    if not folder.exists():
+        export_checkpoint(ckpt, backend)
+    return Detector.from_checkpoint(folder)
+
+
+def timed_network(detector: Detector, profile: Profile, device: str) -> None:
+    """Count the fully convolutional part under "network": the exported network, or PyTorch's forward_dense."""
+    owner, name = (detector, "network") if detector.network is not None else (detector.model, "forward_dense")
+    forward = getattr(owner, name)
+
+    def timed(*args, **kwargs):
+        with profile.phase("network"):
+            out = forward(*args, **kwargs)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+        return out
+
+    setattr(owner, name, timed)
+
+
+def bench_e2e(scales: list[str], backends: list[str], frames: int, root: Path, device: str, size: tuple[int, int],
+              detections: int, img_size: int, peer: bool) -> None:  # fmt: skip
+    video = root / f"clip_{frames}_{size[0]}.mp4"
+    make_video(video, frames, size=size)
+    print(f"yolovis track on a {frames}-frame {size[1]}x{size[0]} H.264 video, input {img_size}x{img_size}, "
+          f"{detections} detections/frame (untrained model, thresholds 0), overlay written, "
+          f"{torch.get_num_threads()} threads, device {device}")  # fmt: skip
+    print("| scale | backend | fps | ms/frame | decode | network | postprocess | encode (RLE) | tracker | write | "
+          "tracks |\n|---|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
     for scale in scales:
         ckpt = root / f"{scale}.pt"
-        checkpoint(ckpt, scale)
-        detector = Detector.from_checkpoint(ckpt, device=device)
-        profile = Profile()
-        forward = detector.model.forward
+        checkpoint(ckpt, scale, detections, img_size)
+        reference = None
+        for backend in backends:
+            detector = load_backend(ckpt, backend, device)
+            profile = Profile()
+            timed_network(detector, profile, device)
+            out = root / f"out_{scale}_{backend}"
+            start = time.perf_counter()
+            track_video(detector, video, out, TrackOptions(device=device), profile, progress=False)
+            total = time.perf_counter() - start
+            s = profile.seconds
+            phases = {"decode": s["decode"], "network": s["network"], "postprocess": s["detect"] - s["network"],
+                      "encode": s["encode"], "tracker": s["tracker"], "write": s["write"]}  # fmt: skip
+            cells = " | ".join(f"{v / frames * 1000:.1f} ms ({v / total:.0%})" for v in phases.values())
+            results = (out / "results.json").read_text()
+            reference = reference or results
+            same = "reference" if backend == backends[0] else "same" if results == reference else "DIFFER"
+            print(f"| {scale} | {backend} | {frames / total:.2f} | {total / frames * 1000:.0f} | {cells} | "
+                  f"{len(json.loads(results))}, {same} |", flush=True)  # fmt: skip
+    if peer:
+        from ultralytics_track import export_yolov8n_seg, track_fps  # benchmarks/, beside this script
 
-        def timed_forward(*args, _forward=forward, profile=profile, **kwargs):
-            with profile.phase("network"):
-                out = _forward(*args, **kwargs)
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize()
-            return out
-
-        detector.model.forward = timed_forward
-        start = time.perf_counter()
-        track_video(detector, video, root / f"out_{scale}", TrackOptions(device=device), profile, progress=False)
-        total = time.perf_counter() - start
-        s = profile.seconds
-        phases = {
-            "decode": s["decode"],
-            "network": s["network"],
-            "postprocess": s["detect"] - s["network"],
-            "encode": s["encode"],
-            "tracker": s["tracker"],
-            "write": s["write"],
-        }
-        cells = " | ".join(f"{v / frames * 1000:.1f} ms ({v / total:.0%})" for v in phases.values())
-        print(
-            f"| {scale} | {frames / total:.2f} | {total / frames * 1000:.0f} | {cells} | "
-            f"{phases['tracker'] / total:.2%} |"
-        )
+        model_dir = export_yolov8n_seg(root, img_size)
+        got = track_fps(model_dir, video, root / "ultralytics", img_size, detections, frames)
+        print(f"| YOLOv8n-seg | Ultralytics OpenVINO, its `track` (ByteTrack) | {got['fps']:.2f} | "
+              f"{got['ms_per_frame']:.0f} | network {got['network_ms']:.1f} ms (its timer) |", flush=True)  # fmt: skip
 
 
 def peak_rss_of_track(ckpt: Path, video: Path, out: Path) -> tuple[float, float]:
@@ -254,6 +281,17 @@ def main() -> None:
     parser.add_argument("--memory-scale", default="tiny")
     parser.add_argument("--memory-detections", type=int, default=50, help="detections per frame of the memory runs")
     parser.add_argument("--memory-img-size", type=int, default=416, help="network input of the memory runs")
+    parser.add_argument(
+        "--backend",
+        nargs="+",
+        default=["pytorch"],
+        choices=["pytorch", "onnx", "openvino"],
+        help="e2e: run the checkpoint and/or its exports (the first is the reference for tracks)",
+    )
+    parser.add_argument("--peer", action="store_true", help="e2e: also Ultralytics' OpenVINO YOLOv8n-seg `track`")
+    parser.add_argument("--frame-size", default="1280x720", help="e2e: WxH of the video")
+    parser.add_argument("--detections", type=int, default=50, help="e2e: detections per frame, all tracked")
+    parser.add_argument("--img-size", type=int, default=416, help="e2e: network input (square)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -265,7 +303,9 @@ def main() -> None:
         if args.only in (None, "tracker"):
             bench_tracker()
         if args.only in (None, "e2e"):
-            bench_e2e(args.scales, args.frames, root, args.device)
+            w, h = (int(v) for v in args.frame_size.split("x"))
+            bench_e2e(args.scales, args.backend, args.frames, root, args.device, (h, w), args.detections,
+                      args.img_size, args.peer)  # fmt: skip
         if args.only in (None, "memory"):
             bench_memory(args.lengths, root, args.memory_scale, args.memory_detections, args.memory_img_size)
     print(f"(peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import torch
 from torchvision.ops import box_iou
 
@@ -135,3 +136,55 @@ def test_paste_masks_matches_box_region_and_threshold():
     assert masks.shape == (1, 60, 80)
     assert masks[0, 20:40, 10:30].all()
     assert masks.sum().item() == 20 * 20
+
+
+def test_pasted_masks_stay_inside_their_rectangles_and_encode_as_the_full_masks():
+    from yolovis.io.draw import draw_overlay
+    from yolovis.model.detections import Detections
+    from yolovis.track.mask_iou import encode_masks
+
+    torch.manual_seed(0)
+    probs = torch.rand(5, 28, 28)
+    boxes = torch.tensor([[10.0, 20.0, 50.0, 40.0], [-5.0, -3.0, 30.0, 90.0], [70.0, 50.0, 95.0, 70.0],
+                          [3.0, 3.0, 3.0, 9.0], [0.0, 0.0, 80.0, 60.0]])  # fmt: skip
+    masks, rects = paste_masks(probs, boxes, 60, 80, with_rects=True)
+    assert torch.equal(masks, paste_masks(probs, boxes, 60, 80))
+    for mask, (x0, y0, x1, y1) in zip(masks, rects.tolist(), strict=True):
+        inside = torch.zeros_like(mask)
+        inside[y0:y1, x0:x1] = True
+        assert not (mask & ~inside).any()
+    assert rects[3].tolist() == [0, 0, 0, 0] and not masks[3].any()  # an empty box: no mask, no rectangle
+    assert encode_masks(masks, rects) == encode_masks(masks)
+    assert encode_masks(masks, rects, [4, 1]) == encode_masks(masks[[4, 1]])
+    det = Detections(boxes.clamp(0, 80), torch.rand(5), torch.zeros(5, dtype=torch.long), masks, mask_rects=rects)
+    frame = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    ids = [1, 2, -1, 4, 5]
+    whole = Detections(det.boxes, det.scores, det.labels, det.masks)  # no rectangles: the frame is scanned
+    np.testing.assert_array_equal(draw_overlay(frame, det, ids, ["a"]), draw_overlay(frame, whole, ids, ["a"]))
+
+
+def test_decoding_chosen_cells_gives_the_same_bits_as_decoding_all():
+    from yolovis.model.anchors import decode_selected
+
+    torch.manual_seed(0)
+    deltas, anchors = torch.randn(2, 6, 13, 17, 4) * 3, torch.rand(6, 2) * 50 + 1
+    every = decode_boxes(deltas, anchors, 8).flatten(1, 3)  # (2, 6*13*17, 4)
+    chosen = torch.randperm(6 * 13 * 17)[:500]
+    anchor, cell = chosen // (13 * 17), chosen % (13 * 17)
+    cell_xy = torch.stack((cell % 17, cell // 17), dim=1)
+    assert torch.equal(decode_selected(deltas.flatten(1, 3)[1, chosen], anchors[anchor], cell_xy, 8), every[1, chosen])
+
+
+def test_paste_grid_in_numpy_is_bit_identical_to_torchs():
+    """paste_masks builds its sampling grid in numpy; torch's float32 arithmetic gives the same bits."""
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(500):
+        x0 = float(torch.rand(1, generator=gen)) * 1000 - 100
+        x1 = x0 + float(torch.rand(1, generator=gen)) * 400 + 0.01
+        c0, c1 = max(0, int(x0)), int(-(-x1 // 1))
+        if c1 <= c0:  # a box left of the frame: paste_masks skips it
+            continue
+        reference = ((torch.arange(c0, c1, dtype=torch.float32) + 0.5 - x0) / (x1 - x0) * 2 - 1).numpy()
+        f32 = np.float32
+        got = (np.arange(c0, c1, dtype=f32) + f32(0.5) - f32(x0)) / f32(x1 - x0) * f32(2) - f32(1)
+        np.testing.assert_array_equal(got.view(np.int32), reference.view(np.int32))

@@ -256,8 +256,10 @@ def _inference_options(args: argparse.Namespace, stride: int = 1, video: bool = 
 
 def _add_track(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("track", help="segment and track the objects of a video file, a frame folder or a glob")
-    p.add_argument("checkpoint", metavar="CHECKPOINT")
-    p.add_argument("source", metavar="SOURCE", help="video file (mp4, avi, mkv, webm), folder of frames, or glob")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint, or a folder written by `yolovis export`")
+    p.add_argument("source", metavar="SOURCE",
+                   help="video file (mp4, avi, mkv, webm), folder of frames, glob, a URL PyAV opens (rtsp://, "
+                   "http(s)://) or a camera (/dev/video0); Ctrl-C ends it with complete outputs")  # fmt: skip
     p.add_argument("--out", required=True, metavar="DIR", help="results.json, tracks.txt, overlay.mp4")
     p.add_argument("--stride", type=int, default=1, help="process every n-th frame (the others stay null)")
     p.add_argument("--no-video", action="store_true", help="skip DIR/overlay.mp4")
@@ -280,7 +282,12 @@ def _track(args: argparse.Namespace) -> None:
             for w in caught:
                 print(f"yolovis track: warning: {w.message}", file=sys.stderr)
     note = " (the video was truncated: results cover the decoded frames)" if summary["truncated"] else ""
+    if summary["interrupted"]:
+        note = " (stopped by Ctrl-C: the outputs cover the frames processed until then)"
     print(f"{summary['frames']} frames, {summary['tracks']} tracks -> {args.out}{note}")
+    # Ctrl-C is how a live source (URL, camera) ends: a success. A file stopped early is an interrupted run
+    # (130, as a shell reports SIGINT), though its outputs are complete for the frames processed.
+    return 130 if summary["interrupted"] and not summary["stream"] else 0
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
@@ -300,6 +307,29 @@ def _predict(args: argparse.Namespace) -> None:
     results = predict_file(args.checkpoint, args.ann, args.out, args.images, args.zip, _inference_options(args))
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"{len(results)} tracks -> {args.out}" + (" and its .zip" if args.zip else ""))
+
+
+# ------------------------------------------------------------------------------------------------- export
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="the network as ONNX or OpenVINO IR, in a folder track/predict/diagnose accept")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("--format", required=True, choices=["onnx", "openvino"],
+                   help="onnx (ONNX Runtime runs it) or openvino (OpenVINO IR: the fast one on CPUs)")  # fmt: skip
+    p.add_argument("--img-size", type=_size, default=None,
+                   help="network input, S or WxH (default: the checkpoint's); fixed in the export")  # fmt: skip
+    p.add_argument("--out", default=None, metavar="PATH", help="the folder (default: NAME_onnx/ or NAME_openvino/ "
+                   "beside the checkpoint)")  # fmt: skip
+    p.set_defaults(handler=_export)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from yolovis.export.folder import export_checkpoint
+
+    summary = export_checkpoint(args.checkpoint, args.format, args.img_size, args.out)
+    h, w = summary.input_size
+    check = ("not checked (its runtime is not installed here)" if summary.max_abs_diff is None
+             else f"max |difference| from PyTorch {summary.max_abs_diff:.1e}")  # fmt: skip
+    print(f"{summary.network} ({w}x{h} input, fixed; {check}) -> use {summary.folder} as the checkpoint")
 
 
 # ----------------------------------------------------------------------------------------------- diagnose
@@ -374,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_evaluate(sub)
     _add_diagnose(sub)
+    _add_export(sub)
     return parser
 
 

@@ -24,7 +24,7 @@ from yolovis.engine.stream import batched
 from yolovis.eval.frame_ap import frame_mask_ap
 from yolovis.eval.ytvis_eval import VISEvaluation, evaluate_vis
 from yolovis.track.build import build_tracker
-from yolovis.track.mask_iou import encode_masks
+from yolovis.track.mask_iou import encode_detections
 from yolovis.track.oracle import oracle_results
 from yolovis.track.recorded import FrameRecord, VideoDetections
 
@@ -45,7 +45,7 @@ def record_videos(
         frames: list[FrameRecord] = []
         for batch in batched(annotation_frames(ann, video, root), batch_size):
             for det in detector([frame for _, frame in batch]):
-                frames.append(FrameRecord.from_detections(det, encode_masks(det.masks)))
+                frames.append(FrameRecord.from_detections(det, encode_detections(det, list(range(len(det))))))
         videos.append(VideoDetections(video.id, video.height, video.width, frames))
         if progress is not None:
             progress(video.length)

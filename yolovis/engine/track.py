@@ -1,5 +1,5 @@
-"""`yolovis track`: one video (file, folder of frames or glob) -> DIR/results.json, DIR/tracks.txt (MOT rows)
-and DIR/overlay.mp4, streamed, with the config that was used saved beside them."""
+"""`yolovis track`: one video (file, folder of frames, glob, URL or camera) -> DIR/results.json, DIR/tracks.txt
+(MOT rows) and DIR/overlay.mp4, streamed, with the config that was used saved beside them."""
 
 from __future__ import annotations
 
@@ -41,13 +41,18 @@ def track_source(checkpoint: str | os.PathLike, source: str | os.PathLike, out_d
 def track_video(detector: Detector, source: str | os.PathLike, out_dir: str | os.PathLike,
                 options: TrackOptions | None = None, profile: Profile | None = None,
                 progress: bool = True) -> dict:  # fmt: skip
-    """`track_source` with a loaded detector; `profile` collects the seconds per phase."""
+    """`track_source` with a loaded detector; `profile` collects the seconds per phase.
+
+    Memory stays flat: frames are dropped once written, MOT rows are streamed, and a track the tracker can no
+    longer match leaves memory for the results' spool file (io/results_writer.py). The first Ctrl-C (SIGINT, in
+    the main thread) ends the source there: every output is then completed for the frames processed so far."""
     from tqdm import tqdm
 
     from yolovis.config import save_config
-    from yolovis.fileio import atomic_write_json
+    from yolovis.engine.interrupt import stop_on_sigint
     from yolovis.io.draw import draw_overlay
     from yolovis.io.mot import MotWriter
+    from yolovis.io.results_writer import ResultsWriter
     from yolovis.io.video import VideoWriter, open_source
 
     options = options or TrackOptions()
@@ -56,33 +61,40 @@ def track_video(detector: Detector, source: str | os.PathLike, out_dir: str | os
     frames = open_source(source, options.stride)
     names = [c["name"] for c in detector.categories]
     category_ids = detector.category_ids
-    tracker = build_tracker(detector.config.track)
+    cfg = detector.config.track
+    tracker = build_tracker(cfg)
     mot = MotWriter(out / "tracks.txt")
+    results = ResultsWriter(out / "results.json", 1, category_ids, cfg.min_length, cfg.min_score)
     writer = VideoWriter(out / "overlay.mp4", frames.fps / options.stride) if options.video else None
     total = len(frames.files) if frames.kind == "images" else frames.expected or None
     bar = tqdm(total=total, desc=f"track {Path(str(source)).name}", unit="frame", dynamic_ncols=True,
                disable=not progress)  # fmt: skip
     try:
-        for item in iter_tracked(detector, frames, tracker, options.batch_size, profile):
-            with profile.phase("write"):
-                mot.write(item.index, item.detections, item.track_ids, category_ids)
-                if writer is not None:
-                    writer.write(draw_overlay(item.frame, item.detections, item.track_ids, names))
-            bar.update(frames.decoded - bar.n)  # skipped frames (--stride) count too
-        if frames.decoded == 0:
-            raise UserError(f"{source}: no frame could be decoded")
+        with stop_on_sigint() as stop:
+            for item in iter_tracked(detector, stop.frames(frames), tracker, options.batch_size, profile):
+                with profile.phase("write"):
+                    mot.write(item.index, item.detections, item.track_ids, category_ids)
+                    results.add(tracker.pop_final())
+                    if writer is not None:
+                        writer.write(draw_overlay(item.frame, item.detections, item.track_ids, names))
+                bar.update(frames.decoded - bar.n)  # skipped frames (--stride) count too
+        # Stopped: the results end with the last frame processed (a frame read after Ctrl-C was not).
+        length = stop.last_index + 1 if stop.requested else frames.decoded
+        if length == 0:
+            raise UserError(f"{source}: no frame could be decoded" + (" before Ctrl-C" if stop.requested else ""))
         with profile.phase("write"):
-            results = tracker.results(1, frames.decoded, category_ids)
+            tracks = results.close(length, tracker.pop_final() + tracker.tracks)
             if writer is not None:
                 writer.close()
             mot.close()
-            atomic_write_json(out / "results.json", results)
             save_config(detector.config, out / "config.yaml")
     except BaseException:
         if writer is not None:
             writer.abort()
         mot.abort()
+        results.abort()
         raise
     finally:
         bar.close()
-    return {"frames": frames.decoded, "tracks": len(results), "truncated": frames.truncated}
+    return {"frames": length, "tracks": tracks, "truncated": frames.truncated, "interrupted": stop.requested,
+            "stream": frames.kind == "stream"}  # fmt: skip

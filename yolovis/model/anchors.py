@@ -35,6 +35,15 @@ def decode_boxes(deltas: torch.Tensor, anchors: torch.Tensor, stride: int) -> to
     return torch.cat((xy - wh / 2, xy + wh / 2), dim=-1) * stride
 
 
+def decode_selected(deltas: torch.Tensor, anchor_wh: torch.Tensor, cell_xy: torch.Tensor, stride: int) -> torch.Tensor:
+    """`decode_boxes` for chosen anchor-cells only, bit for bit the same values (the same operations in the same
+    order): deltas (N, 4), anchor_wh (N, 2) pixels, cell_xy (N, 2) integer cell indices -> (N, 4) xyxy pixels."""
+    a_wh = anchor_wh.to(deltas) / stride
+    xy = (cell_xy.to(deltas) + 0.5) + a_wh * deltas[:, :2]
+    wh = a_wh * deltas[:, 2:4].clamp(max=DELTA_CLAMP).exp()
+    return torch.cat((xy - wh / 2, xy + wh / 2), dim=-1) * stride
+
+
 def encode_boxes(boxes: torch.Tensor, anchor_wh: torch.Tensor, cell_xy: torch.Tensor, stride: int) -> torch.Tensor:
     """The inverse of `decode_boxes` for matched pairs.
 

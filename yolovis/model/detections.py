@@ -16,6 +16,9 @@ class Detections:
     labels: (N,)   int64, contiguous training labels 0..K-1
     masks:  (N, H, W) bool, pasted at the original frame size H x W
     embeddings: (N, D) float32 L2-normalised association embeddings, or None when the model has no such head
+    mask_rects: (N, 4) int64 xyxy pixel rectangles outside which each mask is empty, or None (anywhere). The
+            postprocess sets them (a mask is pasted into its box only), so that encoding and drawing read the
+            rectangle and not the frame: see `Postprocess`
     """
 
     boxes: torch.Tensor
@@ -23,6 +26,7 @@ class Detections:
     labels: torch.Tensor
     masks: torch.Tensor
     embeddings: torch.Tensor | None = None
+    mask_rects: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n = self.boxes.shape[0]
@@ -35,6 +39,8 @@ class Detections:
             raise ValueError(f"Detections: masks must be (N, H, W) with N={n}, got {tuple(self.masks.shape)}")
         if self.embeddings is not None and (self.embeddings.dim() != 2 or self.embeddings.shape[0] != n):
             raise ValueError(f"Detections: embeddings must be (N, D) with N={n}, got {tuple(self.embeddings.shape)}")
+        if self.mask_rects is not None and self.mask_rects.shape != (n, 4):
+            raise ValueError(f"Detections: mask_rects must be (N, 4) with N={n}, got {tuple(self.mask_rects.shape)}")
 
     @classmethod
     def empty(cls, height: int, width: int, device: torch.device | str = "cpu") -> Detections:
@@ -57,12 +63,14 @@ class Detections:
         if isinstance(index, int):
             index = slice(index, index + 1) if index != -1 else slice(-1, None)
         emb = self.embeddings[index] if self.embeddings is not None else None
-        return Detections(self.boxes[index], self.scores[index], self.labels[index], self.masks[index], emb)
+        rects = self.mask_rects[index] if self.mask_rects is not None else None
+        return Detections(self.boxes[index], self.scores[index], self.labels[index], self.masks[index], emb, rects)
 
     def to(self, device: torch.device | str) -> Detections:
         emb = self.embeddings.to(device) if self.embeddings is not None else None
+        rects = self.mask_rects.to(device) if self.mask_rects is not None else None
         return Detections(
-            self.boxes.to(device), self.scores.to(device), self.labels.to(device), self.masks.to(device), emb
+            self.boxes.to(device), self.scores.to(device), self.labels.to(device), self.masks.to(device), emb, rects
         )
 
     @staticmethod
@@ -75,4 +83,5 @@ class Detections:
             torch.cat([d.labels for d in items]),
             torch.cat([d.masks for d in items]),
             torch.cat([d.embeddings for d in items]) if all(d.embeddings is not None for d in items) else None,
+            torch.cat([d.mask_rects for d in items]) if all(d.mask_rects is not None for d in items) else None,
         )

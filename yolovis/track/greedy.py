@@ -54,6 +54,7 @@ class GreedyTracker:
         self.last_frame = -1
         self.processed = 0  # frames seen so far: `max_age` counts these, not frame numbers (--stride)
         self.seen_at: dict[int, int] = {}  # track id -> the processed-frame count when it was last matched
+        self.started = 0  # tracks started so far: ids are 1, 2, ... (tracks may leave `tracks`: pop_final)
 
     def tracked(self, detections: Detections) -> list[int]:
         """Indices of the detections the tracker takes (score >= detection_threshold)."""
@@ -62,7 +63,7 @@ class GreedyTracker:
     def encode(self, detections: Detections) -> list[dict | None]:
         """The RLE of every detection the tracker takes, None for the others; pass it to `update` (a pipeline
         encodes each frame once, for the tracker, the results and its own timing)."""
-        return encode_selected(detections.masks, self.tracked(detections))
+        return encode_selected(detections, self.tracked(detections))
 
     def update(self, frame_index: int, detections: Detections, rles: list[dict | None] | None = None) -> list[int]:
         """Assign frame `frame_index`'s detections to tracks; returns each detection's track id (-1: not tracked,
@@ -89,7 +90,8 @@ class GreedyTracker:
             if ids[i] < 0:
                 if not self.cfg.new_tracks:
                     continue
-                track = Track(track_id=len(self.tracks) + 1)
+                self.started += 1
+                track = Track(track_id=self.started)
                 self.tracks.append(track)
                 self.live.append(track)
                 ids[i] = track.track_id
@@ -99,6 +101,14 @@ class GreedyTracker:
             track.last_frame = frame_index
             self.seen_at[track.track_id] = self.processed
         return ids
+
+    def pop_final(self) -> list[Track]:
+        """The tracks that can no longer be matched, removed from `tracks` (so `results` no longer has them):
+        what lets `yolovis track` stream a long video's results to disk (io/results_writer.py)."""
+        live = {id(t) for t in self.live}
+        final = [t for t in self.tracks if id(t) not in live]
+        self.tracks = [t for t in self.tracks if id(t) in live]
+        return final
 
     def results(self, video_id: int, length: int, label_to_category: list[int] | None = None) -> list[dict]:
         """YouTube-VIS results of this video: one entry per kept track, `length` segmentations, null where absent."""

@@ -19,13 +19,27 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
+from yolovis.model.detections import Detections
 
-def encode_masks(masks: torch.Tensor | np.ndarray) -> list[dict]:
+
+def encode_masks(masks: torch.Tensor | np.ndarray, rects: torch.Tensor | np.ndarray | None = None,
+                 indices: list[int] | None = None) -> list[dict]:  # fmt: skip
     """(N, H, W) bool masks -> pycocotools RLEs ({"size": [H, W], "counts": bytes}), exactly as
-    `mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0)))` would give them."""
+    `mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0)))` would give them.
+
+    `rects` ((N, 4) xyxy, each mask empty outside its rectangle, as `Detections.mask_rects`) makes the cost the
+    rectangles' area instead of N frames; `indices` encodes only those masks (without copying the others)."""
     array = masks.cpu().numpy() if isinstance(masks, torch.Tensor) else np.asarray(masks)
     if array.ndim != 3:
         raise ValueError(f"encode_masks: expected (N, H, W) masks, got shape {array.shape}")
+    if rects is not None:
+        rects = rects.cpu().numpy() if isinstance(rects, torch.Tensor) else np.asarray(rects)
+        picked = range(len(array)) if indices is None else indices
+        h, w = array.shape[1:]
+        counts = [_rect_counts(array[k], *(int(v) for v in rects[k])) for k in picked]
+        return mask_utils.frPyObjects([{"size": [h, w], "counts": c} for c in counts], h, w) if counts else []
+    if indices is not None:
+        array = array[indices]
     n, h, w = array.shape
     if n == 0:
         return []
@@ -36,11 +50,46 @@ def encode_masks(masks: torch.Tensor | np.ndarray) -> list[dict]:
     return mask_utils.encode(columns.transpose(2, 1, 0))
 
 
-def encode_selected(masks: torch.Tensor, indices: list[int]) -> list[dict | None]:
-    """One entry per mask of (N, H, W) `masks`: the RLE of those at `indices`, None for the others (what a tracker
-    encodes of a frame: only the detections it takes)."""
-    rles: list[dict | None] = [None] * len(masks)
-    for i, rle in zip(indices, encode_masks(masks[indices]), strict=True):
+def _rect_counts(mask: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> list[int]:
+    """Uncompressed RLE counts (column-major runs, zeros first) of an (H, W) mask that is empty outside the
+    rectangle, read from the rectangle only.
+
+    The rectangle's columns are laid out one after another with a single zero after each, standing for the
+    (H - h) zeros below and above the next column (and, after the last, for everything to the frame's end);
+    a run's length is then the sum of its elements' weights, 1 for a pixel and that gap for a separator."""
+    height, width = mask.shape
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    if x1 <= x0 or y1 <= y0:
+        return [height * width]
+    h, w = y1 - y0, x1 - x0
+    columns = np.zeros((w, h + 1), dtype=np.uint8)  # (w, h + 1): each column, then its separator
+    crop = np.ascontiguousarray(mask[y0:y1, x0:x1]).view(np.uint8) if mask.dtype == bool else (mask[y0:y1, x0:x1] != 0)
+    cv2.transpose(crop.astype(np.uint8, copy=False), columns[:, :h])
+    flat = columns.ravel()
+    weights = np.ones(flat.size, dtype=np.int64)
+    weights[h :: h + 1] = height - h  # between two columns: below this one, above the next
+    weights[-1] = (height - y1) + (width - x1) * height  # after the last column: to the end of the frame
+    keep = weights > 0  # a rectangle as tall as the frame has nothing between its columns
+    flat, weights = flat[keep], weights[keep]
+    cumulative = np.concatenate(([0], np.cumsum(weights)))
+    bounds = np.concatenate(([0], np.flatnonzero(flat[1:] != flat[:-1]) + 1, [flat.size]))
+    runs = cumulative[bounds[1:]] - cumulative[bounds[:-1]]
+    if flat[0]:  # RLE counts start with a run of zeros, possibly empty
+        runs = np.concatenate(([0], runs))
+    runs[0] += x0 * height + y0  # the columns before the rectangle and the top of its first column
+    return runs.tolist()
+
+
+def encode_detections(detections: Detections, indices: list[int]) -> list[dict]:
+    """RLEs of the masks of `detections[indices]`, from their rectangles where the postprocess recorded them."""
+    return encode_masks(detections.masks, detections.mask_rects, indices)
+
+
+def encode_selected(detections: Detections, indices: list[int]) -> list[dict | None]:
+    """One entry per detection: the RLE of those at `indices`, None for the others (what a tracker encodes of a
+    frame: only the detections it takes)."""
+    rles: list[dict | None] = [None] * len(detections)
+    for i, rle in zip(indices, encode_detections(detections, indices), strict=True):
         rles[i] = rle
     return rles
 

@@ -91,6 +91,7 @@ class MemoryTracker:
         self.tracks: list[Track] = []
         self.live: list[LiveTrack] = []
         self.last_frame = -1
+        self.started = 0  # tracks started so far: ids are 1, 2, ... (tracks may leave `tracks`: pop_final)
         self.processed = 0
 
     # ------------------------------------------------------------------ detections the tracker takes
@@ -105,7 +106,7 @@ class MemoryTracker:
 
     def encode(self, detections: Detections) -> list[dict | None]:
         """The RLE of every detection the tracker takes, None for the others (see `GreedyTracker.encode`)."""
-        return encode_selected(detections.masks, self.tracked(detections))
+        return encode_selected(detections, self.tracked(detections))
 
     # ------------------------------------------------------------------ one frame
     def update(self, frame_index: int, detections: Detections, rles: list[dict | None] | None = None) -> list[int]:
@@ -305,7 +306,8 @@ class MemoryTracker:
 
     def _start(self, frame_index: int, i: int, rle: dict, score: float, label: int, box: np.ndarray,
                crop: MaskCrop, embedding: np.ndarray | None) -> LiveTrack:  # fmt: skip
-        record = Track(track_id=len(self.tracks) + 1)
+        self.started += 1
+        record = Track(track_id=self.started)
         record.frames[frame_index] = Appearance(rle, score, label, tuple(float(v) for v in box))
         record.last_frame = frame_index
         self.tracks.append(record)
@@ -315,6 +317,13 @@ class MemoryTracker:
         track = LiveTrack(record, mean[0], cov[0], box, crop, label, embedding, hits=hits)
         self.live.append(track)
         return track
+
+    def pop_final(self) -> list[Track]:
+        """The tracks that can no longer be matched (see `GreedyTracker.pop_final`)."""
+        live = {id(t.record) for t in self.live}
+        final = [t for t in self.tracks if id(t) not in live]
+        self.tracks = [t for t in self.tracks if id(t) in live]
+        return final
 
     def results(self, video_id: int, length: int, label_to_category: list[int] | None = None) -> list[dict]:
         """YouTube-VIS results of this video: one entry per kept track, `length` segmentations, null where absent."""
