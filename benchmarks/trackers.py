@@ -38,7 +38,11 @@ ABLATION = {  # name -> the memory tracker's settings changed
     "memory - second stage": {"low_threshold": 0.0},
     "memory - Hungarian (greedy rules)": {"assignment": "greedy", "gate": 0.99},
     "memory - lost tracks (max_age 1)": {"max_age": 1},
-    "memory - appearance": {"appearance_weight": 0.0},
+    "memory - jumps (stage three)": {"max_jump": 0.0},
+    "memory - lost mask where last seen": {"lost_static": False},
+    "memory - duplicates start no track": {"duplicate_overlap": 1.0},
+    "memory - appearance": {"appearance_weight": 0.0, "reid_distance": 0.0},
+    "memory + fuse_score": {"fuse_score": True},
 }
 
 
@@ -133,7 +137,7 @@ def main() -> None:
             Path(args.record).write_bytes(pickle.dumps(videos))
     frames = sum(v.length for v in videos)
     base = detector.config.track
-    configs = {"greedy (the paper's)": dataclasses.replace(base, method="greedy", min_length=3, max_age=10),
+    configs = {"greedy (the paper's)": dataclasses.replace(base, method="greedy"),
                "memory": dataclasses.replace(base, method="memory")}  # fmt: skip
     if args.ablation:
         configs.update({k: dataclasses.replace(configs["memory"], **v) for k, v in ABLATION.items()})

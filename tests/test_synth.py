@@ -14,6 +14,8 @@ from pycocotools import mask as mask_utils
 from yolovis.cli import main as cli_main
 from yolovis.data import YTVISDataset
 from yolovis.data.synth import SynthConfig, generate
+from yolovis.data.synth_shapes import random_look
+from yolovis.errors import UserError
 
 
 def digest(root: Path) -> dict[str, str]:
@@ -163,3 +165,36 @@ def test_the_evaluation_checks_accept_the_ground_truth_as_results(synth):
         for a in data["annotations"]
     ]
     assert checks.check_results(load_vis_annotations(root / "instances.json"), results) == []
+
+
+def test_hard_videos_have_long_absences_crowds_and_told_apart_instances(tmp_path, capsys):
+    """`--hard`: objects hidden (occluders, exits) for several frames and seen again, videos whose objects all
+    share a class, and same-class objects whose colours differ (instance_variety)."""
+    out = tmp_path / "hard"
+    args = ["synth", str(out), "--hard", "--videos", "4", "--frames", "30", "--size", "160x120", "--seed", "2"]
+    assert cli_main(args) == 0
+    data = json.loads((out / "instances.json").read_text())
+    assert all(v["length"] == 30 for v in data["videos"])
+    gaps = 0
+    for a in data["annotations"]:
+        seen = [s is not None for s in a["segmentations"]]
+        first, last = seen.index(True), len(seen) - 1 - seen[::-1].index(True)
+        run = longest = 0
+        for visible in seen[first : last + 1]:
+            run = 0 if visible else run + 1
+            longest = max(longest, run)
+        gaps += longest >= 3
+    assert gaps >= 3  # hidden for 3+ frames, then back
+    by_video: dict[int, set[int]] = {}
+    for a in data["annotations"]:
+        by_video.setdefault(a["video_id"], set()).add(a["category_id"])
+    assert any(len(cats) == 1 for cats in by_video.values())  # a same-class crowd
+    assert min(sum(a["video_id"] == v for a in data["annotations"]) for v in by_video) >= 4
+
+    with pytest.raises(UserError, match="instance_variety"):
+        SynthConfig(instance_variety=1.5).check()
+    looks = [random_look(0, np.random.default_rng(k), 0.8) for k in range(4)]
+    plain = [random_look(0, np.random.default_rng(k)) for k in range(4)]
+    spread = np.ptp([look.colour_b for look in looks], axis=0).max()
+    plain_spread = np.ptp([look.colour_b for look in plain], axis=0).max()
+    assert spread > 2 * plain_spread and SynthConfig().instance_variety == 0.0  # default data: plain looks

@@ -78,6 +78,8 @@ class SynthConfig:
             raise UserError(f"synth: --speed {self.speed[0]}-{self.speed[1]}: need 0 < min <= max")
         if self.occluders < 0 or not (0 <= self.crowd_prob <= 1 and 0 <= self.exit_prob <= 1):
             raise UserError("synth: --occluders must be >= 0, --crowd and --exits probabilities in [0, 1]")
+        if not 0 <= self.instance_variety <= 1:
+            raise UserError(f"synth: instance_variety must be in [0, 1] (got {self.instance_variety})")
 
 
 HARD = {  # `yolovis synth --hard`: long videos, fast motion, same-class crowds, occluders, exits and returns
