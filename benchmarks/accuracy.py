@@ -44,6 +44,12 @@ def variant(text: str) -> tuple[str, list[str]]:
     return name, [o for o in overrides.split(",") if o]
 
 
+def _steps(checkpoint: Path) -> int | None:
+    if not checkpoint.is_file():
+        return None
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["state"]["global_step"])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=300)
@@ -55,6 +61,8 @@ def main() -> None:
     p.add_argument("--work", default=None, help="folder for data and runs (default: a temporary one)")
     p.add_argument("--out", default=None, help="write every run's figures here (JSON)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reuse", action="store_true",
+                   help="with --work: keep runs whose last.pt holds --steps steps already")  # fmt: skip
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     variants = args.variant or [("default", [])]
@@ -78,10 +86,13 @@ def main() -> None:
                 cfg = merge(cfg, parse_override(text), text)
             start = time.monotonic()
             out = work / "runs" / f"{name}_seed{seed}"
-            train(cfg, train_ann, out, device="cpu")
-            minutes = (time.monotonic() - start) / 60
+            if args.reuse and not args.minutes and _steps(out / "last.pt") == args.steps:
+                minutes = float("nan")  # trained by an earlier call
+            else:
+                train(cfg, train_ann, out, device="cpu")
+                minutes = (time.monotonic() - start) / 60
             diagnosis, _ = diagnose(Detector.from_checkpoint(out / "last.pt"), held_out)
-            steps = int(torch.load(out / "last.pt", map_location="cpu", weights_only=False)["state"]["global_step"])
+            steps = _steps(out / "last.pt")
             row = {"variant": name, "seed": seed, "train_minutes": minutes, "steps": steps, **diagnosis.summary}
             row.pop("per_video")
             runs.append(row)
