@@ -168,7 +168,7 @@ def make_video(path: Path, frames: int, fps: int = 25, size: tuple[int, int] = (
 def checkpoint(path: Path, scale: str, detections: int = 50, img_size: int = 416) -> None:
     overrides = [f"model.scale={scale}", "model.num_classes=40", "postprocess.score_threshold=0.0",
                  f"postprocess.max_per_image={detections}", "track.detection_threshold=0.0",
-                 f"img_size=[{img_size}, {img_size}]"]  # fmt: skip
+                 "track.new_track_threshold=0.0", f"img_size=[{img_size}, {img_size}]"]  # fmt: skip
     torch.manual_seed(0)
     save_inference_checkpoint(path, config=load_config(Config, None, overrides))
 

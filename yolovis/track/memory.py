@@ -216,10 +216,12 @@ class MemoryTracker:
             shifts = np.zeros((len(live), 2))
         iou = shifted_crop_iou([crops[i] for i in dets], [t.crop for t in live], shifts)
         if cfg.motion == "kalman" and cfg.lost_static:  # a lost object may have stopped: its mask where last seen
-            lost = np.array([t.missed > 0 for t in live])
-            if lost.any():
-                still = shifted_crop_iou([crops[i] for i in dets], [t.crop for t in live], np.zeros_like(shifts))
-                iou = np.where(lost[None, :], np.maximum(iou, still), iou)
+            lost = [k for k, t in enumerate(live) if t.missed > 0]
+            if lost:
+                still = shifted_crop_iou(
+                    [crops[i] for i in dets], [live[k].crop for k in lost], np.zeros((len(lost), 2))
+                )
+                iou[:, lost] = np.maximum(iou[:, lost], still)
         cost = 1.0 - iou
         if use_appearance and embeddings is not None and cfg.appearance_weight > 0:
             cost = self._with_appearance(cost, iou, embeddings[dets], live, boxes[dets])
