@@ -16,7 +16,7 @@ import numpy as np
 from yolovis.config import TrackerConfig
 from yolovis.model.detections import Detections
 from yolovis.track.mask_iou import encode_selected, mask_iou
-from yolovis.track.results import Appearance, Track, tracks_to_results
+from yolovis.track.results import Appearance, Track, split_final, tracks_to_results
 
 
 def greedy_match(cost: np.ndarray, gate: float, margin: float) -> list[tuple[int, int]]:
@@ -105,9 +105,7 @@ class GreedyTracker:
     def pop_final(self) -> list[Track]:
         """The tracks that can no longer be matched, removed from `tracks` (so `results` no longer has them):
         what lets `yolovis track` stream a long video's results to disk (io/results_writer.py)."""
-        live = {id(t) for t in self.live}
-        final = [t for t in self.tracks if id(t) not in live]
-        self.tracks = [t for t in self.tracks if id(t) in live]
+        final, self.tracks = split_final(self.tracks, self.live)
         return final
 
     def results(self, video_id: int, length: int, label_to_category: list[int] | None = None) -> list[dict]:

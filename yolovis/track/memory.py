@@ -35,7 +35,7 @@ from yolovis.model.detections import Detections
 from yolovis.track import kalman
 from yolovis.track.greedy import greedy_match
 from yolovis.track.mask_iou import MaskCrop, encode_selected, rle_boxes, shifted_crop_iou
-from yolovis.track.results import Appearance, Track, tracks_to_results
+from yolovis.track.results import Appearance, Track, split_final, tracks_to_results
 
 INFEASIBLE = 1e6  # cost of a pair the gate rules out: never chosen by the assignment
 REFIND_COST = 0.5  # base cost of finding a lost track again by appearance alone: any overlapping pair is cheaper
@@ -322,9 +322,7 @@ class MemoryTracker:
 
     def pop_final(self) -> list[Track]:
         """The tracks that can no longer be matched (see `GreedyTracker.pop_final`)."""
-        live = {id(t.record) for t in self.live}
-        final = [t for t in self.tracks if id(t) not in live]
-        self.tracks = [t for t in self.tracks if id(t) in live]
+        final, self.tracks = split_final(self.tracks, (t.record for t in self.live))
         return final
 
     def results(self, video_id: int, length: int, label_to_category: list[int] | None = None) -> list[dict]:

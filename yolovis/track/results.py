@@ -46,6 +46,13 @@ class Track:
         return max(votes, key=lambda k: votes[k])
 
 
+def split_final(tracks: list[Track], live: Iterable[Track]) -> tuple[list[Track], list[Track]]:
+    """(final, kept): the tracks no longer in `live` (they can never be matched again, so their results are
+    final: what lets `yolovis track` stream a long video's results to disk) and the others, in order."""
+    alive = {id(t) for t in live}
+    return [t for t in tracks if id(t) not in alive], [t for t in tracks if id(t) in alive]
+
+
 def rle_to_json(rle: dict) -> dict:
     """A pycocotools RLE (counts as bytes) as the results file wants it: {"size": [H, W], "counts": str}."""
     counts = rle["counts"]
