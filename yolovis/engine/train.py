@@ -90,7 +90,7 @@ def train_one_epoch(
             sums[k] = sums.get(k, 0.0) + v
         bar.set_postfix(loss=f"{log['loss']:.3f}", lr=f"{lr:.2e}")
         # Every rank stops at the same step: the time budget is decided by all, the step budget is the same.
-        stop = distributed.any_rank(run.clock.is_up(), place, device) or state.global_step >= total_steps
+        stop = run_out(run) or state.global_step >= total_steps
         if state.step_in_epoch % tc.checkpoint_every_steps == 0 or stop:
             run.save("last.pt")
         if stop:
@@ -99,9 +99,9 @@ def train_one_epoch(
     return {**{k: v / max(steps, 1) for k, v in sums.items()}, "lr": run.optimizer.param_groups[0]["lr"]}
 
 
-def run_out(run: Run, place, device: torch.device) -> bool:
+def run_out(run: Run) -> bool:
     """The time budget is spent (decided by all processes together)."""
-    return distributed.any_rank(run.clock.is_up(), place, device)
+    return distributed.any_rank(run.clock.is_up(), run.place, run.device)
 
 
 def train(
@@ -148,10 +148,10 @@ def train(
         pairs = run.network.assoc_head is not None and tc.pair_gap > 0
         partners = data.partner_candidates(tc.pair_gap) if pairs else None
         run.clock.start = time.monotonic()  # the budget is training time: set-up and data indexing do not count
-        while state.epoch < tc.epochs and state.global_step < total_steps and not run_out(run, place, device_):
+        while state.epoch < tc.epochs and state.global_step < total_steps and not run_out(run):
             means = train_one_epoch(run, frames, total_steps, partners)
             metrics = {"epoch": state.epoch + 1, "step": state.global_step, **means}
-            last = run_out(run, place, device_) or state.epoch + 1 >= tc.epochs or state.global_step >= total_steps
+            last = run_out(run) or state.epoch + 1 >= tc.epochs or state.global_step >= total_steps
             if validator is not None and ((state.epoch + 1) % tc.val_every_epochs == 0 or last):
                 metrics.update(validator(run.ema.module if run.ema is not None else run.network, run.criterion,
                                          categories))  # fmt: skip
