@@ -53,7 +53,7 @@ class GreedyTracker:
         self.live: list[Track] = []
         self.last_frame = -1
         self.processed = 0  # frames seen so far: `max_age` counts these, not frame numbers (--stride)
-        self.seen_at: dict[int, int] = {}  # track id -> the processed-frame count when it was last matched
+        self.seen_at: dict[int, int] = {}  # live track id -> the processed-frame count when it was last matched
         self.started = 0  # tracks started so far: ids are 1, 2, ... (tracks may leave `tracks`: pop_final)
 
     def tracked(self, detections: Detections) -> list[int]:
@@ -78,6 +78,7 @@ class GreedyTracker:
         kept = self.tracked(detections)
         scores, labels, boxes = detections.scores.tolist(), detections.labels.tolist(), detections.boxes.tolist()
         self.live = [t for t in self.live if self.processed - self.seen_at[t.track_id] <= self.cfg.max_age]
+        self.seen_at = {t.track_id: self.seen_at[t.track_id] for t in self.live}  # only live tracks need it
         ids = [-1] * len(detections)
         if kept and self.live:
             iou = mask_iou([rles[i] for i in kept], [t.last.rle for t in self.live])
