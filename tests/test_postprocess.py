@@ -188,3 +188,47 @@ def test_paste_grid_in_numpy_is_bit_identical_to_torchs():
         f32 = np.float32
         got = (np.arange(c0, c1, dtype=f32) + f32(0.5) - f32(x0)) / f32(x1 - x0) * f32(2) - f32(1)
         np.testing.assert_array_equal(got.view(np.int32), reference.view(np.int32))
+
+
+def reference_selection(out: ModelOutput, cfg: PostprocessConfig) -> list:
+    """The selection as SPEC §2 states it, without shortcuts: every anchor-cell decoded and scored (objectness x
+    the largest class probability), thresholded, the top 1000 per level, NMS per level, NMS across levels."""
+    from torchvision.ops import nms, remove_small_boxes
+
+    results = []
+    for b in range(out.predictions[0].shape[0]):
+        level_boxes, level_scores, level_labels = [], [], []
+        for pred, anchors, stride in zip(out.predictions, out.anchors, out.strides, strict=True):
+            p = pred[b : b + 1].float()
+            boxes = decode_boxes(p[..., :4], anchors, stride).reshape(-1, 4)
+            boxes[:, 0::2] = boxes[:, 0::2].clamp(0, W)
+            boxes[:, 1::2] = boxes[:, 1::2].clamp(0, H)
+            class_prob, labels = p[..., 5:].softmax(-1).reshape(-1, K).max(-1)
+            scores = p[..., 4].sigmoid().reshape(-1) * class_prob
+            idx = (scores > cfg.score_threshold).nonzero().squeeze(1)
+            if idx.numel() > 1000:
+                idx = idx[scores[idx].topk(1000).indices]
+            bx, sc, lb = boxes[idx], scores[idx], labels[idx]
+            valid = remove_small_boxes(bx, 1.0)
+            bx, sc, lb = bx[valid], sc[valid], lb[valid]
+            keep = nms(bx, sc, cfg.nms_iou)[: cfg.max_per_level]
+            level_boxes.append(bx[keep]), level_scores.append(sc[keep]), level_labels.append(lb[keep])
+        bx, sc, lb = torch.cat(level_boxes), torch.cat(level_scores), torch.cat(level_labels)
+        keep = nms(bx, sc, cfg.nms_iou)[: cfg.max_per_image]
+        results.append((bx[keep], sc[keep], lb[keep]))
+    return results
+
+
+def test_selection_scores_classes_only_where_objectness_passes_with_the_same_bits():
+    """The class softmax runs only on anchor-cells whose objectness passes the threshold (a score cannot exceed
+    its objectness); the selection must be bit for bit the plain one, at thresholds that keep all, some or none."""
+    torch.manual_seed(0)
+    out = blank_output(batch=2)
+    for p in out.predictions:
+        p.normal_(0, 2)  # every cell a candidate at threshold 0, many at 0.05, few at 0.5
+    for threshold in (0.0, 0.05, 0.3, 0.5, 0.99):
+        cfg = PostprocessConfig(score_threshold=threshold, max_per_image=300)
+        got, want = selected(out, cfg), reference_selection(out, cfg)
+        assert sum(len(g[0]) for g in got) > 0 or threshold == 0.99
+        for (gb, gs, gl), (wb, ws, wl) in zip(got, want, strict=True):
+            assert torch.equal(gb, wb) and torch.equal(gs, ws) and torch.equal(gl, wl)

@@ -57,16 +57,23 @@ def select_boxes(
     per_image: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = [[] for _ in range(batch)]
     for pred, level_anchors, stride in zip(predictions, anchors, strides, strict=True):
         pred = pred.float()
-        _, _, h, w, _ = pred.shape
+        _, _, h, w, k = pred.shape
         objectness = pred[..., 4].sigmoid().flatten(1)  # (B, nA*H*W)
-        # A contiguous copy first: softmax on the strided class slice is ~1.6x slower (same values, measured).
-        class_prob, labels = pred[..., 5:].contiguous().softmax(-1).flatten(1, 3).max(-1)  # (B, nA*H*W) each
-        scores = objectness * class_prob
+        class_logits = pred[..., 5:].reshape(batch, -1, k - 5)  # (B, nA*H*W, K)
         deltas = pred[..., :4].flatten(1, 3)  # (B, nA*H*W, 4)
         for b in range(batch):
-            candidates = (scores[b] > cfg.score_threshold).nonzero().squeeze(1)
+            # score = objectness x class probability <= objectness (also in float32: the product of a number
+            # by a factor <= 1 rounds to at most that number), so only anchor-cells whose objectness passes
+            # the threshold can pass it: the class softmax runs on those alone, which at a trained model's
+            # sparse objectness saves most of the selection's time. Row by row the same values as before.
+            cells = (objectness[b] > cfg.score_threshold).nonzero().squeeze(1)
+            class_prob, cell_labels = class_logits[b, cells].softmax(-1).max(-1)
+            cell_scores = objectness[b, cells] * class_prob
+            passing = cell_scores > cfg.score_threshold
+            candidates, cell_scores, cell_labels = cells[passing], cell_scores[passing], cell_labels[passing]
             if candidates.numel() > PRE_NMS_TOP_K:
-                candidates = candidates[scores[b, candidates].topk(PRE_NMS_TOP_K).indices]
+                top = cell_scores.topk(PRE_NMS_TOP_K).indices
+                candidates, cell_scores, cell_labels = candidates[top], cell_scores[top], cell_labels[top]
             # Only the candidates are decoded (a 416 input has ~100k anchor-cells at stride 4, NMS sees <= 1000).
             anchor, cell = candidates // (h * w), candidates % (h * w)
             cell_xy = torch.stack((cell % w, cell // w), dim=1)
@@ -74,7 +81,7 @@ def select_boxes(
             bx[:, 0::2] = bx[:, 0::2].clamp(0, input_w)
             bx[:, 1::2] = bx[:, 1::2].clamp(0, input_h)
             valid = remove_small_boxes(bx, 1.0)
-            bx, sc, lb = bx[valid], scores[b, candidates[valid]], labels[b, candidates[valid]]
+            bx, sc, lb = bx[valid], cell_scores[valid], cell_labels[valid]
             keep = _nms(bx, sc, lb, cfg, cfg.max_per_level)
             per_image[b].append((bx[keep], sc[keep], lb[keep]))
     results = []
