@@ -1,8 +1,9 @@
 """The RoI heads of an OpenVINO export: each head's weighted part (`predict`: the convolutions on the pooled RoIs)
 as an OpenVINO graph with a dynamic RoI count, its pooling (`pool`: torchvision's RoIAlign, no weights) in PyTorch.
 
-Splitting there keeps RoIAlign in the reference implementation (ONNX's RoiAlign samples differently from
-torchvision's at the borders) and moves what costs to OpenVINO: on 20 RoIs of 720p's busy frame the mask head's
+Splitting there keeps RoIAlign in the reference implementation (whether ONNX's RoiAlign, as OpenVINO runs it,
+samples as torchvision's does was not checked: nothing to check is needed this way) and moves what costs to
+OpenVINO: on 20 RoIs of 720p's busy frame the mask head's
 convolutions take ~1.6x less time there than in PyTorch (docs/deployment.md). A folder written before this
 holds no such graph; its RoI heads run in PyTorch, as they did.
 """
