@@ -11,7 +11,7 @@ about time and memory, not quality).
 
 Phases of the end-to-end split: decode (PyAV), network (the fully convolutional part: PyTorch's forward_dense or
 the exported network), postprocess (letterbox, box selection and NMS, mask head, pasting masks at the frame
-size), encode (RLE of every tracked mask), tracker (matching, given the RLEs), write (overlay drawing, H.264, MOT
+size; the mask head is also shown apart), encode (RLE of every tracked mask), tracker (matching, given the RLEs), write (overlay drawing, H.264, MOT
 rows, results.json).
 """
 
@@ -174,14 +174,28 @@ def checkpoint(path: Path, scale: str, detections: int = 50, img_size: int = 416
 
 
 def load_backend(ckpt: Path, backend: str, device: str) -> Detector:
-    """The checkpoint in PyTorch, or its export (written beside it) in ONNX Runtime or OpenVINO."""
+    """The checkpoint in PyTorch, or its export (written beside it) in ONNX Runtime or OpenVINO.
+    `openvino-torch-heads`: the OpenVINO export without its RoI-head graphs (as folders written before them:
+    the mask head's convolutions then run in PyTorch)."""
     if backend == "pytorch":
         return Detector.from_checkpoint(ckpt, device=device)
-    from yolovis.export.folder import default_folder, export_checkpoint
+    import shutil
 
-    folder = default_folder(ckpt, backend)
+    from yolovis.export.folder import default_folder, export_checkpoint
+    from yolovis.export.roi_heads import ROI_HEADS
+
+    fmt = "openvino" if backend.startswith("openvino") else backend
+    folder = default_folder(ckpt, fmt)
     if not folder.exists():
-        export_checkpoint(ckpt, backend)
+        export_checkpoint(ckpt, fmt)
+    if backend == "openvino-torch-heads":
+        without = folder.with_name(folder.name + "_torch_heads")
+        if not without.exists():
+            shutil.copytree(folder, without)
+            for name in ROI_HEADS:
+                for suffix in (".xml", ".bin"):
+                    (without / f"{name}{suffix}").unlink(missing_ok=True)
+        folder = without
     return Detector.from_checkpoint(folder)
 
 
@@ -199,6 +213,18 @@ def timed_network(detector: Detector, profile: Profile, device: str) -> None:
 
     setattr(owner, name, timed)
 
+    # The mask head (RoIAlign and its convolutions), timed apart inside the postprocess.
+    started = [0.0]
+
+    def start(*_):
+        started[0] = time.perf_counter()
+
+    def stop(*_):
+        profile.seconds["mask_head"] = profile.seconds.get("mask_head", 0.0) + time.perf_counter() - started[0]
+
+    detector.model.mask_head.register_forward_pre_hook(start)
+    detector.model.mask_head.register_forward_hook(stop)
+
 
 def bench_e2e(scales: list[str], backends: list[str], frames: int, root: Path, device: str, size: tuple[int, int],
               detections: int, img_size: int, peer: bool) -> None:  # fmt: skip
@@ -207,8 +233,8 @@ def bench_e2e(scales: list[str], backends: list[str], frames: int, root: Path, d
     print(f"yolovis track on a {frames}-frame {size[1]}x{size[0]} H.264 video, input {img_size}x{img_size}, "
           f"{detections} detections/frame (untrained model, thresholds 0), overlay written, "
           f"{torch.get_num_threads()} threads, device {device}")  # fmt: skip
-    print("| scale | backend | fps | ms/frame | decode | network | postprocess | encode (RLE) | tracker | write | "
-          "tracks |\n|---|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+    print("| scale | backend | fps | ms/frame | decode | network | postprocess | (of which mask head) | encode (RLE) | "
+          "tracker | write | tracks |\n|---|---|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
     for scale in scales:
         ckpt = root / f"{scale}.pt"
         checkpoint(ckpt, scale, detections, img_size)
@@ -223,7 +249,8 @@ def bench_e2e(scales: list[str], backends: list[str], frames: int, root: Path, d
             total = time.perf_counter() - start
             s = profile.seconds
             phases = {"decode": s["decode"], "network": s["network"], "postprocess": s["detect"] - s["network"],
-                      "encode": s["encode"], "tracker": s["tracker"], "write": s["write"]}  # fmt: skip
+                      "mask head": s.get("mask_head", 0.0), "encode": s["encode"], "tracker": s["tracker"],
+                      "write": s["write"]}  # fmt: skip
             cells = " | ".join(f"{v / frames * 1000:.1f} ms ({v / total:.0%})" for v in phases.values())
             results = (out / "results.json").read_text()
             reference = reference or results
@@ -285,7 +312,7 @@ def main() -> None:
         "--backend",
         nargs="+",
         default=["pytorch"],
-        choices=["pytorch", "onnx", "openvino"],
+        choices=["pytorch", "onnx", "openvino", "openvino-torch-heads"],
         help="e2e: run the checkpoint and/or its exports (the first is the reference for tracks)",
     )
     parser.add_argument("--peer", action="store_true", help="e2e: also Ultralytics' OpenVINO YOLOv8n-seg `track`")
