@@ -11,8 +11,12 @@ about time and memory, not quality).
 
 Phases of the end-to-end split: decode (PyAV), network (the fully convolutional part: PyTorch's forward_dense or
 the exported network), postprocess (letterbox, box selection and NMS, mask head, pasting masks at the frame
-size; the mask head is also shown apart), encode (RLE of every tracked mask), tracker (matching, given the RLEs), write (overlay drawing, H.264, MOT
-rows, results.json).
+size; the mask head is also shown apart), encode (RLE of every tracked mask), tracker (matching, given the
+RLEs), write (overlay drawing, H.264, MOT rows, results.json).
+
+    python benchmarks/track_speed.py --only e2e --checkpoint RUN/last.pt --backend pytorch openvino
+                                                       # a demo-trained checkpoint at its own thresholds on a
+                                                       # synthetic 720p video of the shapes it knows
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -179,8 +184,6 @@ def load_backend(ckpt: Path, backend: str, device: str) -> Detector:
     the mask head's convolutions then run in PyTorch)."""
     if backend == "pytorch":
         return Detector.from_checkpoint(ckpt, device=device)
-    import shutil
-
     from yolovis.export.folder import default_folder, export_checkpoint
     from yolovis.export.roi_heads import ROI_HEADS
 
@@ -226,18 +229,42 @@ def timed_network(detector: Detector, profile: Profile, device: str) -> None:
     detector.model.mask_head.register_forward_hook(stop)
 
 
+def synth_video(path: Path, frames: int, size: tuple[int, int], classes: int) -> None:
+    """A video of the synthetic data a demo checkpoint was trained on (its shapes and classes), at `size`."""
+    from yolovis.data.synth import SynthConfig, generate
+    from yolovis.io.video import open_source
+
+    h, w = size
+    generate(path.parent / "synth", SynthConfig(videos=1, frames=frames, classes=classes, width=w, height=h, seed=7))
+    writer = VideoWriter(path, 25)
+    for _, frame in open_source(path.parent / "synth" / "JPEGImages" / "video_0000"):
+        writer.write(frame)
+    writer.close()
+
+
 def bench_e2e(scales: list[str], backends: list[str], frames: int, root: Path, device: str, size: tuple[int, int],
-              detections: int, img_size: int, peer: bool) -> None:  # fmt: skip
+              detections: int, img_size: int, peer: bool, trained: Path | None = None) -> None:  # fmt: skip
     video = root / f"clip_{frames}_{size[0]}.mp4"
-    make_video(video, frames, size=size)
-    print(f"yolovis track on a {frames}-frame {size[1]}x{size[0]} H.264 video, input {img_size}x{img_size}, "
-          f"{detections} detections/frame (untrained model, thresholds 0), overlay written, "
-          f"{torch.get_num_threads()} threads, device {device}")  # fmt: skip
+    if trained is not None:  # the checkpoint as trained (its thresholds) on the synthetic data it knows
+        scales = ["trained"]
+        saved = torch.load(trained, map_location="cpu", weights_only=False)
+        synth_video(video, frames, size, max(1, len(saved.get("categories") or [])))
+        what = f"trained checkpoint {trained.name}, its thresholds, synthetic objects"
+        img_h, img_w = saved["config"]["img_size"]
+    else:
+        make_video(video, frames, size=size)
+        what = f"{detections} detections/frame (untrained model, thresholds 0)"
+        img_h = img_w = img_size
+    print(f"yolovis track on a {frames}-frame {size[1]}x{size[0]} H.264 video, input {img_w}x{img_h}, "
+          f"{what}, overlay written, {torch.get_num_threads()} threads, device {device}")  # fmt: skip
     print("| scale | backend | fps | ms/frame | decode | network | postprocess | (of which mask head) | encode (RLE) | "
           "tracker | write | tracks |\n|---|---|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
     for scale in scales:
         ckpt = root / f"{scale}.pt"
-        checkpoint(ckpt, scale, detections, img_size)
+        if trained is not None:
+            shutil.copy(trained, ckpt)
+        else:
+            checkpoint(ckpt, scale, detections, img_size)
         reference = None
         for backend in backends:
             detector = load_backend(ckpt, backend, device)
@@ -319,6 +346,8 @@ def main() -> None:
     parser.add_argument("--frame-size", default="1280x720", help="e2e: WxH of the video")
     parser.add_argument("--detections", type=int, default=50, help="e2e: detections per frame, all tracked")
     parser.add_argument("--img-size", type=int, default=416, help="e2e: network input (square)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="e2e: a checkpoint trained on the synthetic demo data, not a random model")  # fmt: skip
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -332,7 +361,7 @@ def main() -> None:
         if args.only in (None, "e2e"):
             w, h = (int(v) for v in args.frame_size.split("x"))
             bench_e2e(args.scales, args.backend, args.frames, root, args.device, (h, w), args.detections,
-                      args.img_size, args.peer)  # fmt: skip
+                      args.img_size, args.peer, Path(args.checkpoint) if args.checkpoint else None)  # fmt: skip
         if args.only in (None, "memory"):
             bench_memory(args.lengths, root, args.memory_scale, args.memory_detections, args.memory_img_size)
     print(f"(peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
