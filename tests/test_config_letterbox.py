@@ -83,3 +83,19 @@ def test_detector_refuses_bad_checkpoints(tmp_path):
     torch.save({"model": {}}, tmp_path / "other.pt")
     with pytest.raises(UserError, match="not a yolovis checkpoint"):
         Detector.from_checkpoint(tmp_path / "other.pt")
+
+
+@pytest.mark.parametrize(("h", "w"), [(720, 1280), (240, 320), (100, 37)])
+def test_letterbox_resize_is_the_antialiased_bilinear_of_the_float_image_within_one_grey_level(h, w):
+    """The uint8 resize (torch's fixed-point kernel) against the same filter computed in float and rounded."""
+    import torch.nn.functional as F
+
+    image = np.random.default_rng(1).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    out, info = letterbox_image(image, 256, 320)
+    new_h, new_w = info.resized_hw
+    top, left = int(info.pad_y), int(info.pad_x)
+    reference = F.interpolate(torch.from_numpy(image).permute(2, 0, 1)[None].float(), size=(new_h, new_w),
+                              mode="bilinear", align_corners=False, antialias=True)  # fmt: skip
+    reference = reference[0].permute(1, 2, 0).round().clamp(0, 255).numpy()
+    got = out[top : top + new_h, left : left + new_w].astype(np.float32)
+    assert np.abs(got - reference).max() <= 1

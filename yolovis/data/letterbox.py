@@ -65,13 +65,14 @@ def letterbox_image(image: np.ndarray, input_h: int, input_w: int) -> tuple[np.n
         raise ValueError(f"letterbox: expected an (H, W, 3) image, got shape {image.shape}")
     info = LetterboxInfo.fit(image.shape[0], image.shape[1], input_h, input_w)
     new_h, new_w = info.resized_hw
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
+    # uint8 in, uint8 out: torch resizes an (H, W, 3) uint8 image (channels-last memory) with its vectorised
+    # fixed-point kernel, ~4x faster on a 720p frame than going through float32, within 1 grey level of it.
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
     if (new_h, new_w) != (info.orig_h, info.orig_w):
         tensor = F.interpolate(tensor, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
     out = np.full((input_h, input_w, 3), PAD_VALUE, dtype=np.uint8)
     top, left = int(info.pad_y), int(info.pad_x)
-    resized = tensor[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
-    out[top : top + new_h, left : left + new_w] = resized
+    out[top : top + new_h, left : left + new_w] = tensor[0].permute(1, 2, 0).numpy()
     # Integer placement: record the padding actually used so the inverse is exact.
     info = LetterboxInfo(info.orig_h, info.orig_w, input_h, input_w, info.scale, float(left), float(top))
     return out, info
