@@ -179,26 +179,14 @@ def checkpoint(path: Path, scale: str, detections: int = 50, img_size: int = 416
 
 
 def load_backend(ckpt: Path, backend: str, device: str) -> Detector:
-    """The checkpoint in PyTorch, or its export (written beside it) in ONNX Runtime or OpenVINO.
-    `openvino-torch-heads`: the OpenVINO export without its RoI-head graphs (as folders written before them:
-    the mask head's convolutions then run in PyTorch)."""
+    """The checkpoint in PyTorch, or its export (written beside it) in ONNX Runtime or OpenVINO."""
     if backend == "pytorch":
         return Detector.from_checkpoint(ckpt, device=device)
     from yolovis.export.folder import default_folder, export_checkpoint
-    from yolovis.export.roi_heads import ROI_HEADS
 
-    fmt = "openvino" if backend.startswith("openvino") else backend
-    folder = default_folder(ckpt, fmt)
+    folder = default_folder(ckpt, backend)
     if not folder.exists():
-        export_checkpoint(ckpt, fmt)
-    if backend == "openvino-torch-heads":
-        without = folder.with_name(folder.name + "_torch_heads")
-        if not without.exists():
-            shutil.copytree(folder, without)
-            for name in ROI_HEADS:
-                for suffix in (".xml", ".bin"):
-                    (without / f"{name}{suffix}").unlink(missing_ok=True)
-        folder = without
+        export_checkpoint(ckpt, backend)
     return Detector.from_checkpoint(folder)
 
 
@@ -339,7 +327,7 @@ def main() -> None:
         "--backend",
         nargs="+",
         default=["pytorch"],
-        choices=["pytorch", "onnx", "openvino", "openvino-torch-heads"],
+        choices=["pytorch", "onnx", "openvino"],
         help="e2e: run the checkpoint and/or its exports (the first is the reference for tracks)",
     )
     parser.add_argument("--peer", action="store_true", help="e2e: also Ultralytics' OpenVINO YOLOv8n-seg `track`")

@@ -57,8 +57,7 @@ def exported(request, setup):
 def test_export_folder_holds_the_network_and_what_inference_needs(exported):
     fmt, folder = exported
     network = {"onnx": {"network.onnx"}, "openvino": {"network.xml", "network.bin"}}[fmt]
-    heads = {"mask_head.xml", "mask_head.bin"} if fmt == "openvino" else set()
-    assert {p.name for p in folder.iterdir()} == network | heads | {"config.yaml", "categories.json", "roi_heads.pt"}
+    assert {p.name for p in folder.iterdir()} == network | {"config.yaml", "categories.json", "roi_heads.pt"}
     loaded = load_exported(folder)
     assert loaded.network.runtime == RUNTIME[fmt] and loaded.network.input_size == (96, 160)
     assert loaded.model.backbone is None and loaded.model.mask_head is not None  # only the PyTorch part is held
@@ -174,54 +173,3 @@ def test_predict_diagnose_and_video_tracker_take_the_exported_folder(setup, expo
     assert len(want) == len(got) > 0 and [r["category_id"] for r in want] == [r["category_id"] for r in got]
     tracked = list(VideoTracker.from_checkpoint(exported[1])(video))
     assert len(tracked) == 6 and all(f.detections.masks.shape[1:] == (96, 160) for f in tracked)
-
-
-def test_openvino_roi_heads_agree_with_pytorch_for_any_roi_count(tmp_path):
-    """The mask and association heads' convolutions exported with a dynamic RoI count: any count gives what
-    PyTorch gives (GroupNorm's reshapes must not keep the sample's count), and no RoI gives an empty output."""
-    pytest.importorskip("openvino")
-    from yolovis.export.roi_heads import OpenVINORoIHead, sample_pooled
-
-    cfg = load_config(Config, None, ["model.num_classes=2", "model.assoc_dim=16", "img_size=[64, 64]"])
-    torch.manual_seed(0)
-    model = build_model(cfg.model, cfg.postprocess).eval()
-    ckpt = tmp_path / "model.pt"
-    save_inference_checkpoint(ckpt, config=cfg, categories=[{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
-                              model=model)  # fmt: skip
-    summary = export_checkpoint(ckpt, "openvino")
-    assert summary.max_abs_diff < 1e-4
-    loaded = load_exported(summary.folder)
-    reference = Detector.from_checkpoint(ckpt).model  # BN folded, as exported
-    for name, width in (("mask_head", (28, 28)), ("assoc_head", (16,))):
-        runner = getattr(loaded.model, name)
-        assert isinstance(runner, OpenVINORoIHead)
-        for rois in (1, 5, 17):
-            pooled = sample_pooled(reference, getattr(reference, name), rois)
-            got = runner.run(pooled)
-            with torch.no_grad():
-                want = getattr(reference, name).predict(pooled)
-            assert got.shape == (rois, *width)
-            torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
-        embeddings = [torch.rand(1, reference.embedding.embed_dim, 16 // s, 16 // s) for s in reference.strides]
-        with torch.no_grad():
-            assert runner(embeddings, [torch.zeros(0, 4)]).shape == (0, *width)
-
-
-def test_an_openvino_folder_without_roi_head_graphs_still_runs_them_in_pytorch(setup, exported, tmp_path):
-    """Folders written before the RoI heads were exported hold only the network: their heads run in PyTorch."""
-    import shutil
-
-    fmt, folder = exported
-    if fmt != "openvino":
-        pytest.skip("only OpenVINO folders hold RoI-head graphs")
-    old = tmp_path / "old_openvino"
-    shutil.copytree(folder, old)
-    for name in ("mask_head.xml", "mask_head.bin"):
-        (old / name).unlink()
-    _, _, frames, _ = setup
-    new_model, old_model = load_exported(folder).model, load_exported(old).model
-    assert type(old_model.mask_head).__name__ == "MaskHead" and type(new_model.mask_head).__name__ != "MaskHead"
-    for want, got in zip(Detector.from_checkpoint(folder)(frames), Detector.from_checkpoint(old)(frames), strict=True):
-        assert torch.equal(want.labels, got.labels)
-        torch.testing.assert_close(got.scores, want.scores, atol=1e-5, rtol=0)
-        assert (want.masks ^ got.masks).sum() <= 0.01 * want.masks.sum()

@@ -3,8 +3,6 @@
 
     NAME_onnx/      network.onnx                  ONNX Runtime runs it (OpenVINO where ONNX Runtime is missing)
     NAME_openvino/  network.xml, network.bin      OpenVINO runs it
-                    mask_head.xml, .bin (and      the RoI heads' convolutions on pooled RoIs, any RoI count
-                    assoc_head.xml, .bin)         (their RoIAlign stays in PyTorch: roi_heads.py)
     both:           config.yaml                   the resolved config; img_size is the export's, fixed
                     categories.json               the dataset categories, in label order
                     roi_heads.pt                  what runs in PyTorch after the network: the weights of every
@@ -31,7 +29,6 @@ from yolovis.engine.checkpoint import load_model, load_weights
 from yolovis.errors import UserError
 from yolovis.export.onnx import OnnxRuntimeNetwork, export_onnx
 from yolovis.export.openvino import OpenVINONetwork, convert_onnx
-from yolovis.export.roi_heads import ROI_HEADS, OpenVINORoIHead, export_roi_head, roi_heads_to_export, sample_pooled
 from yolovis.export.runtime import flatten_dense
 from yolovis.fileio import atomic_torch_save, atomic_write_json
 from yolovis.model.detector import YoloV4Plus1, build_model
@@ -104,8 +101,6 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, img_size: tuple[i
         if fmt == "openvino":
             convert_onnx(tmp / "network.onnx", tmp / "network.xml")
             (tmp / "network.onnx").unlink()  # one network per folder: what it holds chooses the runtime
-            for name in roi_heads_to_export(model, dense):
-                export_roi_head(model, name, tmp)
         rest = {k: v for k, v in model.state_dict().items() if k.split(".", 1)[0] not in dense}
         atomic_torch_save({"format": ROI_HEADS_FORMAT, "dense_modules": dense, "weights": rest}, tmp / "roi_heads.pt")
         save_config(config, tmp / "config.yaml")
@@ -120,23 +115,15 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, img_size: tuple[i
 
 
 def _check_against_pytorch(model: YoloV4Plus1, folder: Path, sample: torch.Tensor) -> float | None:
-    """The largest difference between the export and PyTorch: the network's outputs on `sample`, and each
-    exported RoI head's on pooled features of 3 RoIs."""
     try:
         exported = load_exported(folder)
     except UserError:  # the runtime is not installed here: the export is still valid
         return None
     with torch.no_grad():
         reference = model.forward_dense(sample)
-        _, got = flatten_dense(exported.network(sample))
-        _, want = flatten_dense(reference)
-        diffs = [float((a - b).abs().max()) for a, b in zip(got, want, strict=True)]
-        for name in roi_heads_to_export(model, []):
-            runner = getattr(exported.model, name)
-            if isinstance(runner, OpenVINORoIHead):
-                pooled = sample_pooled(model, getattr(model, name))
-                diffs.append(float((runner.run(pooled) - getattr(model, name).predict(pooled)).abs().max()))
-    return max(diffs)
+    _, got = flatten_dense(exported.network(sample))
+    _, want = flatten_dense(reference)
+    return max(float((a - b).abs().max()) for a, b in zip(got, want, strict=True))
 
 
 def _replace_folder(tmp: Path, folder: Path) -> None:
@@ -179,9 +166,6 @@ def load_exported(folder: str | os.PathLike) -> ExportedModel:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{folder / 'categories.json'}: malformed JSON ({e})") from None
     model = _roi_model(folder / "roi_heads.pt", config)
-    for name in ROI_HEADS:
-        if (folder / f"{name}.xml").is_file() and getattr(model, name, None) is not None:
-            setattr(model, name, OpenVINORoIHead(getattr(model, name), folder / f"{name}.xml"))
     if len(categories) != model.num_classes:
         raise UserError(f"{folder / 'categories.json'}: {len(categories)} categories for a model of "
                         f"{model.num_classes} classes")  # fmt: skip

@@ -32,21 +32,13 @@ class AssociationHead(nn.Module):
         self.project = nn.Linear(channels, dim)
 
     def forward(self, embeddings: list[torch.Tensor], rois: list[torch.Tensor]) -> torch.Tensor:
-        if sum(int(r.shape[0]) for r in rois) == 0:
-            return embeddings[0].sum()[None, None].expand(0, self.dim) * 0  # empty, still in the graph
-        return self.predict(self.pool(embeddings, rois))
-
-    def pool(self, embeddings: list[torch.Tensor], rois: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Every RoI from every level: per level (sum N_b, E, 7, 7) (no weights; see `MaskHead.pool`)."""
         boxes = [r.to(embeddings[0].dtype) for r in rois]
-        return [roi_align(emb, boxes, ASSOC_ROI_SIZE, spatial_scale=1.0 / stride, sampling_ratio=2, aligned=True)
-                for emb, stride in zip(embeddings, self.strides, strict=True)]  # fmt: skip
-
-    def predict(self, pooled: list[torch.Tensor]) -> torch.Tensor:
-        """Per level (N, E, 7, 7) pooled features -> (N, D) unit-length embeddings."""
+        if sum(int(b.shape[0]) for b in boxes) == 0:
+            return embeddings[0].sum()[None, None].expand(0, self.dim) * 0  # empty, still in the graph
         fused = None
-        for level_pooled, conv in zip(pooled, self.level_convs, strict=True):
-            level = conv(level_pooled)  # (N, C, 7, 7)
+        for emb, stride, conv in zip(embeddings, self.strides, self.level_convs, strict=True):
+            pooled = roi_align(emb, boxes, ASSOC_ROI_SIZE, spatial_scale=1.0 / stride, sampling_ratio=2, aligned=True)
+            level = conv(pooled)  # (N, C, 7, 7)
             fused = level if fused is None else torch.maximum(fused, level)
         x = self.fused(fused).mean(dim=(2, 3))  # (N, C)
         return F.normalize(self.project(x), dim=1)  # (N, D), unit length

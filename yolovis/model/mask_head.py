@@ -42,23 +42,15 @@ class MaskHead(nn.Module):
             )
 
     def forward(self, embeddings: list[torch.Tensor], rois: list[torch.Tensor]) -> torch.Tensor:
-        if sum(int(r.shape[0]) for r in rois) == 0:
+        boxes = [r.to(embeddings[0].dtype) for r in rois]
+        num = sum(int(b.shape[0]) for b in boxes)
+        if num == 0:
             # Keep the graph connected so that a batch without RoIs still backpropagates a zero.
             return embeddings[0].sum()[None, None, None].expand(0, MASK_SIZE, MASK_SIZE) * 0
-        return self.predict(self.pool(embeddings, rois))
-
-    def pool(self, embeddings: list[torch.Tensor], rois: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Every RoI from every level: per level (sum N_b, E, 14, 14). No weights: `yolovis export` runs this
-        part in PyTorch (torchvision's RoIAlign) and `predict` in the exported graph."""
-        boxes = [r.to(embeddings[0].dtype) for r in rois]
-        return [roi_align(emb, boxes, ROI_SIZE, spatial_scale=1.0 / stride, sampling_ratio=2, aligned=True)
-                for emb, stride in zip(embeddings, self.strides, strict=True)]  # fmt: skip
-
-    def predict(self, pooled: list[torch.Tensor]) -> torch.Tensor:
-        """Per level (N, E, 14, 14) pooled features -> (N, 28, 28) mask logits."""
         fused = None
-        for level_pooled, conv in zip(pooled, self.level_convs, strict=True):
-            level = conv(level_pooled)  # (N, C, 14, 14)
+        for emb, stride, conv in zip(embeddings, self.strides, self.level_convs, strict=True):
+            pooled = roi_align(emb, boxes, ROI_SIZE, spatial_scale=1.0 / stride, sampling_ratio=2, aligned=True)
+            level = conv(pooled)  # (N, C, 14, 14)
             fused = level if fused is None else torch.maximum(fused, level)
         x = self.fused(fused)  # (N, C, 14, 14)
         logits = self.logit(self.upsample(x))[:, 0]  # (N, 28, 28)
