@@ -3,6 +3,8 @@ about time and memory, not quality).
 
     python benchmarks/track_speed.py --only masks      # mask IoU and RLE encoding options, 50 x 50 masks
     python benchmarks/track_speed.py --only tracker    # GreedyTracker.update per frame at 10, 50, 200 instances
+    python benchmarks/track_speed.py --only steps [--checkpoint RUN/last.pt]
+                                                       # letterbox, box selection, mask head, apart
     python benchmarks/track_speed.py --only e2e        # frames/s per scale, split into phases
     python benchmarks/track_speed.py --only e2e --scales tiny --backend pytorch onnx openvino --peer
                                                        # the checkpoint, its exports, Ultralytics' OpenVINO
@@ -65,6 +67,95 @@ def timeit(fn, repeats: int = 5) -> float:
     for _ in range(repeats):
         fn()
     return (time.perf_counter() - start) / repeats * 1000
+
+
+def interleaved(fns: dict[str, object], repeats: int = 30, warmup: int = 3) -> dict[str, float]:
+    """Mean ms per call of each function, the functions taking turns (A/B/A/B...) so drift hits all alike."""
+    total = dict.fromkeys(fns, 0.0)
+    for r in range(repeats + warmup):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            if r >= warmup:
+                total[name] += time.perf_counter() - start
+    return {name: t / repeats * 1000 for name, t in total.items()}
+
+
+def float_letterbox(image: np.ndarray, size: int) -> np.ndarray:
+    """The letterbox's resize as it was before 0.3: through float32 (the same filter), rounded back to uint8."""
+    import torch.nn.functional as F
+
+    from yolovis.data.letterbox import LetterboxInfo
+
+    info = LetterboxInfo.fit(image.shape[0], image.shape[1], size, size)
+    h, w = info.resized_hw
+    tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    tensor = F.interpolate(tensor, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+    out = np.full((size, size, 3), 114, dtype=np.uint8)
+    out[:h, :w] = tensor[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    return out
+
+
+def plain_selection_scores(predictions: list[torch.Tensor], threshold: float) -> list[torch.Tensor]:
+    """The selection's scoring as it was before 0.3: the class softmax over every anchor-cell, then the threshold."""
+    out = []
+    for pred in predictions:
+        class_prob, _ = pred[..., 5:].contiguous().softmax(-1).flatten(1, 3).max(-1)
+        scores = pred[..., 4].sigmoid().flatten(1) * class_prob
+        out.append((scores[0] > threshold).nonzero())
+    return out
+
+
+def bench_steps(checkpoint: Path | None, img_size: int) -> None:
+    """The steps after the network, apart: the letterbox (uint8 resize vs the float path it replaced), the box
+    selection (objectness-first vs scoring every cell) and the mask head (RoIAlign, convolutions)."""
+    from torchvision.ops import roi_align
+
+    from yolovis.data.letterbox import letterbox_image
+    from yolovis.model.detector import selection_for_inference
+    from yolovis.model.mask_head import ROI_SIZE
+    from yolovis.model.proposals import select_boxes
+
+    rng = np.random.default_rng(0)
+    print(f"steps after the network, mean ms of 30 interleaved calls, {torch.get_num_threads()} threads")
+    for h, w in ((720, 1280), (1080, 1920)):
+        frame = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+        got = interleaved({"float path (before)": lambda frame=frame: float_letterbox(frame, img_size),
+                           "uint8 path": lambda frame=frame: letterbox_image(frame, img_size, img_size)})  # fmt: skip
+        print(f"  letterbox {w}x{h} -> {img_size}: " + ", ".join(f"{k} {v:.2f}" for k, v in got.items()))
+    with tempfile.TemporaryDirectory() as tmp:
+        if checkpoint is None:
+            checkpoint = Path(tmp) / "tiny.pt"
+            save_inference_checkpoint(
+                checkpoint, config=load_config(Config, None, [f"img_size=[{img_size}, {img_size}]"])
+            )
+        detector = Detector.from_checkpoint(checkpoint)
+    model = detector.model
+    frame = (rng.random((H, W, 3)) * 255).astype(np.uint8)
+    batch, _ = detector.preprocess([frame])
+    with torch.no_grad():
+        dense = model.forward_dense(batch)
+    anchors = model.anchors_for(*dense.input_size)
+    selection = selection_for_inference(detector.config.postprocess)
+    got = interleaved({
+        "its first step before 0.3 (every cell scored)": lambda: plain_selection_scores(
+            dense.predictions, selection.score_threshold
+        ),
+        "whole select_boxes now": lambda: select_boxes(dense.predictions, anchors, model.strides, selection),
+    })  # fmt: skip
+    print(f"  box selection, a noise frame at {dense.input_size}, threshold {selection.score_threshold} "
+          f"({checkpoint.name}): "
+          + ", ".join(f"{k} {v:.2f}" for k, v in got.items()))  # fmt: skip
+    for n in (3, 20, 50):
+        corners = torch.rand(n, 2, generator=torch.Generator().manual_seed(n)) * 200
+        rois = [torch.cat((corners, corners + 20 + corners.flip(1) / 2), dim=1)]
+        with torch.no_grad():
+            got = interleaved({
+                "RoIAlign x levels": lambda rois=rois: [roi_align(e, rois, ROI_SIZE, 1.0 / s, 2, True)
+                                              for e, s in zip(dense.embeddings, model.strides, strict=True)],
+                "whole mask head": lambda rois=rois: model.mask_head(dense.embeddings, rois),
+            })  # fmt: skip
+        print(f"  mask head, {n} RoIs: " + ", ".join(f"{k} {v:.2f}" for k, v in got.items()))
 
 
 def bench_masks() -> None:
@@ -316,7 +407,7 @@ def bench_memory(lengths: list[int], root: Path, scale: str, detections: int, im
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["masks", "tracker", "e2e", "memory"], default=None)
+    parser.add_argument("--only", choices=["masks", "tracker", "steps", "e2e", "memory"], default=None)
     parser.add_argument("--scales", nargs="+", default=["tiny", "small", "full"])
     parser.add_argument("--frames", type=int, default=20, help="frames of the end-to-end run")
     parser.add_argument("--lengths", type=int, nargs="+", default=[100, 1000], help="frames of the memory runs")
@@ -335,7 +426,7 @@ def main() -> None:
     parser.add_argument("--detections", type=int, default=50, help="e2e: detections per frame, all tracked")
     parser.add_argument("--img-size", type=int, default=416, help="e2e: network input (square)")
     parser.add_argument("--checkpoint", default=None,
-                        help="e2e: a checkpoint trained on the synthetic demo data, not a random model")  # fmt: skip
+                        help="e2e, steps: a checkpoint trained on the demo's synthetic data (not random)")  # fmt: skip
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -346,6 +437,8 @@ def main() -> None:
             bench_masks()
         if args.only in (None, "tracker"):
             bench_tracker()
+        if args.only in (None, "steps"):
+            bench_steps(Path(args.checkpoint) if args.checkpoint else None, args.img_size)
         if args.only in (None, "e2e"):
             w, h = (int(v) for v in args.frame_size.split("x"))
             bench_e2e(args.scales, args.backend, args.frames, root, args.device, (h, w), args.detections,
