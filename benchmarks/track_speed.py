@@ -82,7 +82,7 @@ def interleaved(fns: dict[str, object], repeats: int = 30, warmup: int = 3) -> d
 
 
 def float_letterbox(image: np.ndarray, size: int) -> np.ndarray:
-    """The letterbox's resize as it was until this change: through float32 (the same filter), rounded back to uint8."""
+    """The letterbox resize as it was until this change: through float32 (same filter), rounded to uint8."""
     import torch.nn.functional as F
 
     from yolovis.data.letterbox import LetterboxInfo
@@ -97,7 +97,7 @@ def float_letterbox(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def plain_selection_scores(predictions: list[torch.Tensor], threshold: float) -> list[torch.Tensor]:
-    """The selection's scoring as it was until this change: the class softmax over every anchor-cell, then the threshold."""
+    """The selection scoring as it was until this change: the class softmax over every cell, then the threshold."""
     out = []
     for pred in predictions:
         class_prob, _ = pred[..., 5:].contiguous().softmax(-1).flatten(1, 3).max(-1)
