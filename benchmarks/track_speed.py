@@ -38,7 +38,7 @@ import torch
 from pycocotools import mask as mask_utils
 
 from yolovis.config import Config, TrackerConfig, load_config
-from yolovis.engine.checkpoint import save_inference_checkpoint
+from yolovis.engine.checkpoint import checkpoint_config, read_checkpoint, save_inference_checkpoint
 from yolovis.engine.inference import Detector
 from yolovis.engine.stream import Profile
 from yolovis.engine.track import TrackOptions, track_video
@@ -85,13 +85,13 @@ def float_letterbox(image: np.ndarray, size: int) -> np.ndarray:
     """The letterbox resize as it was until this change: through float32 (same filter), rounded to uint8."""
     import torch.nn.functional as F
 
-    from yolovis.data.letterbox import LetterboxInfo
+    from yolovis.data.letterbox import PAD_VALUE, LetterboxInfo
 
     info = LetterboxInfo.fit(image.shape[0], image.shape[1], size, size)
     h, w = info.resized_hw
     tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float()
     tensor = F.interpolate(tensor, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-    out = np.full((size, size, 3), 114, dtype=np.uint8)
+    out = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
     out[:h, :w] = tensor[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
     return out
 
@@ -295,7 +295,9 @@ def timed_network(detector: Detector, profile: Profile, device: str) -> None:
 
     setattr(owner, name, timed)
 
-    # The mask head (RoIAlign and its convolutions), timed apart inside the postprocess.
+
+def timed_mask_head(detector: Detector, profile: Profile) -> None:
+    """Count the mask head (RoIAlign and its convolutions) under "mask_head", inside the postprocess's time."""
     started = [0.0]
 
     def start(*_):
@@ -326,10 +328,10 @@ def bench_e2e(scales: list[str], backends: list[str], frames: int, root: Path, d
     video = root / f"clip_{frames}_{size[0]}.mp4"
     if trained is not None:  # the checkpoint as trained (its thresholds) on the synthetic data it knows
         scales = ["trained"]
-        saved = torch.load(trained, map_location="cpu", weights_only=False)
-        synth_video(video, frames, size, max(1, len(saved.get("categories") or [])))
+        saved = read_checkpoint(trained)
+        synth_video(video, frames, size, len(saved["categories"]))
         what = f"trained checkpoint {trained.name}, its thresholds, synthetic objects"
-        img_h, img_w = saved["config"]["img_size"]
+        img_h, img_w = checkpoint_config(saved, trained).img_size
     else:
         make_video(video, frames, size=size)
         what = f"{detections} detections/frame (untrained model, thresholds 0)"
@@ -349,6 +351,7 @@ def bench_e2e(scales: list[str], backends: list[str], frames: int, root: Path, d
             detector = load_backend(ckpt, backend, device)
             profile = Profile()
             timed_network(detector, profile, device)
+            timed_mask_head(detector, profile)
             out = root / f"out_{scale}_{backend}"
             start = time.perf_counter()
             track_video(detector, video, out, TrackOptions(device=device), profile, progress=False)
@@ -424,7 +427,7 @@ def main() -> None:
     parser.add_argument("--peer", action="store_true", help="e2e: also Ultralytics' OpenVINO YOLOv8n-seg `track`")
     parser.add_argument("--frame-size", default="1280x720", help="e2e: WxH of the video")
     parser.add_argument("--detections", type=int, default=50, help="e2e: detections per frame, all tracked")
-    parser.add_argument("--img-size", type=int, default=416, help="e2e: network input (square)")
+    parser.add_argument("--img-size", type=int, default=416, help="e2e, steps: network input (square)")
     parser.add_argument("--checkpoint", default=None,
                         help="e2e, steps: a checkpoint trained on the demo's synthetic data (not random)")  # fmt: skip
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

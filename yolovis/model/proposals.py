@@ -65,7 +65,7 @@ def select_boxes(
             # score = objectness x class probability <= objectness (also in float32: the product of a number
             # by a factor <= 1 rounds to at most that number), so only anchor-cells whose objectness passes
             # the threshold can pass it: the class softmax runs on those alone, which at a trained model's
-            # sparse objectness saves most of the selection's time. Row by row the same values as before.
+            # sparse objectness saves most of the selection's time (softmax is row by row: the same values).
             cells = (objectness[b] > cfg.score_threshold).nonzero().squeeze(1)
             class_prob, cell_labels = class_logits[b, cells].softmax(-1).max(-1)
             cell_scores = objectness[b, cells] * class_prob
