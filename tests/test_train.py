@@ -16,6 +16,7 @@ from yolovis.data.sample import collate_frames
 from yolovis.data.sampling import epoch_batches
 from yolovis.data.synth import SynthConfig, generate
 from yolovis.data.ytvis import YTVISDataset
+from yolovis.engine import distributed
 from yolovis.engine.checkpoint import load_training_checkpoint, read_checkpoint
 from yolovis.engine.inference import Detector
 from yolovis.engine.optim import apply_lr, build_optimizer, lr_factor
@@ -105,6 +106,24 @@ def test_warmup_then_cosine():
     assert lr_factor(0.1, cfg) == pytest.approx(1.0)
     assert lr_factor(0.55, cfg) == pytest.approx(0.05 + 0.95 * 0.5)
     assert lr_factor(1.0, cfg) == pytest.approx(0.05)
+
+
+def test_a_bare_cuda_device_gets_the_index_that_set_device_needs(monkeypatch):
+    # torch.cuda.set_device(torch.device("cuda")) raises, so `--device cuda` (the demo's and train's default on
+    # a GPU machine) must name an index; under torchrun it is the process's own GPU.
+    chosen = []
+
+    def set_device(device):
+        assert isinstance(device, torch.device) and device.index is not None, device
+        chosen.append(device.index)
+
+    monkeypatch.setattr(torch.cuda, "set_device", set_device)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert distributed.device_for("cuda", distributed.World(0, 1, 0)) == torch.device("cuda:0")
+    assert distributed.device_for("cuda", distributed.World(3, 4, 1)) == torch.device("cuda:1")
+    assert distributed.device_for("cuda:2", distributed.World(0, 1, 0)) == torch.device("cuda:2")
+    assert distributed.device_for("cpu", distributed.World(0, 1, 0)) == torch.device("cpu")
+    assert chosen == [0, 1, 2]
 
 
 def test_epoch_batches_split_across_processes():

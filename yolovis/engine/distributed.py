@@ -37,8 +37,9 @@ def device_for(requested: str | None, place: World) -> torch.device:
     "cuda" under torchrun means this process's own GPU."""
     if requested is None:
         requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and place.distributed:
-        requested = f"cuda:{place.local_rank}"
+    if requested == "cuda":
+        # torch.cuda.set_device refuses a device without an index, and "cuda" alone has none.
+        requested = f"cuda:{place.local_rank if place.distributed else torch.cuda.current_device()}"
     device = torch.device(requested)
     if device.type == "cuda":
         torch.cuda.set_device(device)
