@@ -154,7 +154,7 @@ def test_predict_under_torchrun_splits_and_merges(setup, tmp_path):
     single = tmp_path / "single.json"
     assert cli_main(["predict", str(ckpt), str(root / "data" / "instances.json"), "--out", str(single)]) == 0
     merged = tmp_path / "merged.json"
-    command = [torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m", "yolovis.cli", "predict",
+    command = [torchrun, "--nproc_per_node", "2", "--master_port", "29523", "-m", "yolovis.cli", "predict",
                str(ckpt), str(root / "data" / "instances.json"), "--out", str(merged), "--zip"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
