@@ -158,6 +158,22 @@ def test_mask_targets_are_cut_from_the_matched_ground_truth():
     assert target[2:-2, 2:12].min() > 0.99 and target[:, 16:].max() < 0.01
 
 
+def test_mask_targets_of_enlarged_rois_cover_what_the_mask_head_saw():
+    # model.mask_roi_scale 2: the mask head sees each box twice as large about its centre, so the object that
+    # fills the ground-truth box fills the middle half of the target; matching still uses the box itself.
+    masks = torch.zeros(1, 64, 64, dtype=torch.uint8)
+    masks[0, 16:48, 16:48] = 1
+    gt = torch.tensor([[16.0, 16.0, 48.0, 48.0]])
+    rois = build_mask_targets([gt], [gt], [masks], roi_scale=2.0)
+    assert rois.matched.tolist() == [True]
+    target = rois.targets[0]
+    assert target[8:20, 8:20].min() > 0.99  # the box's area: 28 / 4 .. 3 x 28 / 4, less the blended border
+    assert target[:6].max() < 0.01 and target[22:].max() < 0.01 and target[:, :6].max() < 0.01
+    torch.testing.assert_close(target, target.flip(0).flip(1))  # centred
+    same = build_mask_targets([gt], [gt], [masks], roi_scale=1.0).targets
+    assert same[0, 1:-1, 1:-1].min() > 0.99  # at scale 1 the box is all object
+
+
 def test_centroid_class_cell_has_the_box_target_of_the_same_object():
     # A and B, both 16 px, have their centres in the same stride-4 cell, whose anchor fits B better (IoU 0.78
     # against 0.62): its box target is B. A's class must not be learned there: it would pair A's class with

@@ -105,6 +105,18 @@ def test_forward_puts_the_ground_truth_first_among_the_rois():
     torch.testing.assert_close(out.rois[0], out.proposals[0].boxes)
 
 
+def test_the_mask_head_sees_the_rois_enlarged_by_mask_roi_scale():
+    model = build_model(ModelConfig(scale="tiny", num_classes=3, mask_roi_scale=1.25)).eval()
+    seen = []
+    model.mask_head.register_forward_hook(lambda module, args, output: seen.append(args[1]))
+    gt = torch.tensor([[16.0, 16.0, 48.0, 48.0]])
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 64), [frame_targets(gt)])
+    torch.testing.assert_close(out.rois[0][:1], gt)  # matching and the association head use the box itself
+    torch.testing.assert_close(seen[0][0][:1], torch.tensor([[12.0, 12.0, 52.0, 52.0]]))
+    assert out.mask_roi_scale == 1.25  # what the loss and the postprocess read
+
+
 def test_batched_equals_single():
     model = build_model(ModelConfig(scale="tiny", num_classes=3)).eval()
     x = torch.rand(2, 3, 64, 96)

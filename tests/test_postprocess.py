@@ -8,6 +8,7 @@ from yolovis.config import PostprocessConfig
 from yolovis.data.letterbox import LetterboxInfo
 from yolovis.model.anchors import decode_boxes, encode_boxes
 from yolovis.model.detector import ModelOutput, selection_for_inference
+from yolovis.model.mask_head import expand_boxes
 from yolovis.model.postprocess import Postprocess, paste_masks
 from yolovis.model.proposals import select_boxes
 
@@ -76,6 +77,21 @@ def test_known_boxes_come_back_in_frame_pixels():
         x0, y0, x1, y1 = box.round().int().tolist()
         assert mask.sum().item() == (x1 - x0) * (y1 - y0)
         assert mask[y0:y1, x0:x1].all()
+
+
+def test_masks_are_pasted_into_the_box_as_the_mask_head_saw_it():
+    # With mask_roi_scale 1.5 the mask head's 28x28 covers the box enlarged 1.5 times about its centre: an
+    # all-object mask fills that larger box (clipped to the frame), the detection's box stays the box.
+    out = blank_output()
+    out.mask_roi_scale = 1.5
+    box = torch.tensor([20.0, 40.0, 60.0, 80.0])
+    place(out, level=1, anchor=0, row=15, col=10, box=box, label=1)
+    lb = LetterboxInfo(orig_h=128, orig_w=128, input_h=128, input_w=128, scale=1.0, pad_x=0.0, pad_y=0.0)
+    (det,) = postprocess(out, PostprocessConfig(score_threshold=0.5), [lb])
+    torch.testing.assert_close(det.boxes[0], box, atol=1e-3, rtol=0)
+    assert det.masks[0].sum().item() == 60 * 60 and det.masks[0][30:90, 10:70].all()
+    assert det.mask_rects[0].tolist() == [10, 30, 70, 90]
+    assert torch.equal(expand_boxes(box[None], 1.0), box[None])
 
 
 def test_empty_input_gives_empty_detections():

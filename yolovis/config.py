@@ -46,6 +46,9 @@ class ModelConfig:
     embed_dim: int | None = None  # embedding channels E; None: the scale's default (S/2 = 208 for full)
     mask_channels: int | None = None  # mask-head conv width; None: the scale's default
     mask_fc: bool = False  # PANet's fully-connected mask branch (the original had it: 19.7 M parameters)
+    # The mask head sees each box enlarged this much about its centre (beyond the report): its mask may then
+    # reach past a box that cut the object short. 1 = the box itself, as the report.
+    mask_roi_scale: float = 1.0
     assoc_dim: int = 0  # the association head's embedding size (appearance for the tracker); 0 = no head
     # Training RoIs of the mask head: the ground-truth boxes plus the network's own boxes, kept few and loose.
     train_proposals: int = 8  # predicted boxes per image

@@ -71,7 +71,7 @@ class Criterion(nn.Module):
             # the objectness of the levels that hold objects).
             counts = counts.sum(0, keepdim=True).expand_as(counts)
         raw = (sums / counts.clamp(min=1).to(sums)).float()  # (L, 3): box, obj, cls; summed over L: the totals
-        masks = build_mask_targets(output.rois, gt_boxes, [t.masks for t in targets])
+        masks = build_mask_targets(output.rois, gt_boxes, [t.masks for t in targets], output.mask_roi_scale)
         if bool(masks.matched.any()):
             logits = output.mask_logits[masks.matched]
             mask_loss = F.binary_cross_entropy_with_logits(logits, masks.targets[masks.matched])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torchvision.ops import box_iou, roi_align
 
-from yolovis.model.mask_head import MASK_SIZE
+from yolovis.model.mask_head import MASK_SIZE, expand_boxes
 
 MASK_MATCH_IOU = 0.5
 
@@ -20,11 +20,12 @@ class MaskTargets:
 
 
 def build_mask_targets(
-    rois: list[torch.Tensor], gt_boxes: list[torch.Tensor], gt_masks: list[torch.Tensor]
+    rois: list[torch.Tensor], gt_boxes: list[torch.Tensor], gt_masks: list[torch.Tensor], roi_scale: float = 1.0
 ) -> MaskTargets:
     """rois: per image (R_b, 4) the boxes the mask head ran on (the forward puts the ground-truth boxes first,
     the original trained on its own proposals only, so early training saw few positives); gt_boxes (G_b, 4);
-    gt_masks (G_b, H, W) uint8. A RoI's target is its best ground truth's mask cropped to the RoI by RoIAlign."""
+    gt_masks (G_b, H, W) uint8. A RoI matches its best ground truth by box IoU; its target is that instance's
+    mask cropped by RoIAlign to the RoI enlarged `roi_scale` times (what the mask head saw, `expand_boxes`)."""
     targets, matched, index = [], [], []
     for r, boxes, masks in zip(rois, gt_boxes, gt_masks, strict=True):
         if len(r) == 0:
@@ -37,7 +38,7 @@ def build_mask_targets(
         iou, gt = box_iou(r, boxes.to(r)).max(1)
         cut = roi_align(
             masks[:, None].float(),
-            torch.cat((gt[:, None].to(r), r), 1),  # (R, 5): batch index = the matched instance's mask
+            torch.cat((gt[:, None].to(r), expand_boxes(r, roi_scale)), 1),  # (R, 5): batch index = its instance
             MASK_SIZE,
             spatial_scale=1.0,
             sampling_ratio=2,

@@ -17,7 +17,7 @@ from yolovis.model.assoc_head import AssociationHead
 from yolovis.model.backbone import CSPDarknet53
 from yolovis.model.blocks import scaled_width
 from yolovis.model.head import DetectionHead, EmbeddingHead
-from yolovis.model.mask_head import MaskHead
+from yolovis.model.mask_head import MaskHead, expand_boxes
 from yolovis.model.neck import Neck
 from yolovis.model.proposals import Proposals, SelectionConfig, select_boxes
 from yolovis.model.spp import SPPBlock
@@ -60,7 +60,8 @@ class ModelOutput:
     proposals:   per image the selected boxes (`Proposals`, input pixels, no gradient)
     rois:        per image (R_b, 4) xyxy boxes the mask head ran on: the ground-truth boxes first when the
                  forward was given targets, then the proposals (without targets: exactly the proposals' boxes)
-    mask_logits: (sum R_b, 28, 28) one class-agnostic mask per RoI, in RoI order
+    mask_logits: (sum R_b, 28, 28) one class-agnostic mask per RoI, in RoI order, covering the RoI enlarged
+                 `mask_roi_scale` times about its centre (`expand_boxes`)
     assoc:       (sum R_b, D) unit-length appearance embeddings per RoI, or None without an association head
     features:    the backbone's b2..b5 (b5 after SPP) and the neck's n2..n5, for figures (Figure 2)
     """
@@ -74,6 +75,7 @@ class ModelOutput:
     mask_logits: torch.Tensor
     assoc: torch.Tensor | None = None
     features: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    mask_roi_scale: float = 1.0
 
 
 def selection_for_inference(cfg: PostprocessConfig) -> SelectionConfig:
@@ -98,6 +100,7 @@ class YoloV4Plus1(nn.Module):
         anchor_img_size: int,
         selection: SelectionConfig,
         train_selection: SelectionConfig,
+        mask_roi_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -115,6 +118,7 @@ class YoloV4Plus1(nn.Module):
         self.num_classes = head.num_outputs - 5
         self.selection = selection  # the detections at inference
         self.train_selection = train_selection  # the network's own boxes added to the training RoIs
+        self.mask_roi_scale = mask_roi_scale
 
     def anchors_for(self, height: int, width: int) -> torch.Tensor:
         """Anchors follow the letterbox: a frame letterboxed into a larger input shows larger objects, and the
@@ -153,10 +157,11 @@ class YoloV4Plus1(nn.Module):
                 # A batch without objects: one RoI keeps the mask head in the graph (DDP needs every parameter
                 # to take part); it matches no ground truth, so it carries no loss.
                 rois[0] = dense.predictions[0].new_tensor([[0.0, 0.0, float(w), float(h)]])
-        mask_logits = self.mask_head(dense.embeddings, rois)  # (sum R_b, 28, 28)
+        mask_rois = [expand_boxes(r, self.mask_roi_scale) for r in rois]
+        mask_logits = self.mask_head(dense.embeddings, mask_rois)  # (sum R_b, 28, 28)
         assoc = self.assoc_head(dense.embeddings, rois) if self.assoc_head is not None else None  # (sum R_b, D)
         return ModelOutput(dense.predictions, dense.embeddings, anchors, self.strides, proposals, rois, mask_logits,
-                           assoc, dense.features)  # fmt: skip
+                           assoc, dense.features, self.mask_roi_scale)  # fmt: skip
 
 
 def build_model(cfg: ModelConfig, postprocess: PostprocessConfig | None = None) -> YoloV4Plus1:
@@ -186,4 +191,4 @@ def build_model(cfg: ModelConfig, postprocess: PostprocessConfig | None = None) 
     assoc_head = AssociationHead(embed_dim, backbone.strides, cfg.assoc_dim) if cfg.assoc_dim > 0 else None
     selection = selection_for_inference(postprocess or PostprocessConfig())
     return YoloV4Plus1(backbone, spp, neck, head, embedding, mask_head, assoc_head, anchors, cfg.anchor_img_size,
-                       selection, selection_for_training(cfg))  # fmt: skip
+                       selection, selection_for_training(cfg), cfg.mask_roi_scale)  # fmt: skip

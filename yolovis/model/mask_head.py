@@ -17,6 +17,15 @@ def conv_gn_relu(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
+def expand_boxes(boxes: torch.Tensor, scale: float) -> torch.Tensor:
+    """(N, 4) xyxy boxes enlarged `scale` times about their centres (the mask head's view of a box)."""
+    if scale == 1.0:
+        return boxes
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    half = (boxes[:, 2:] - boxes[:, :2]) * (scale / 2)
+    return torch.cat((centres - half, centres + half), 1)
+
+
 class MaskHead(nn.Module):
     """forward(embeddings [B, E, H_k, W_k] x 4, rois list of (N_b, 4) xyxy input-pixel boxes) -> (sum N_b, 28, 28)
     mask logits, one class-agnostic mask per RoI (the class comes from the detection head).

@@ -14,6 +14,7 @@ from yolovis.config import PostprocessConfig
 from yolovis.data.letterbox import LetterboxInfo
 from yolovis.model.detections import Detections
 from yolovis.model.detector import ModelOutput
+from yolovis.model.mask_head import expand_boxes
 
 
 class Postprocess:
@@ -32,9 +33,10 @@ class Postprocess:
             assoc = output.assoc[start : start + len(boxes)].float() if output.assoc is not None else None
             start += len(boxes)
             frame_boxes = lb.boxes_to_original(boxes)
-            # The mask covers the box predicted in input pixels; map that box (unclipped) to the frame.
+            # The mask covers the box predicted in input pixels (enlarged as the mask head saw it); map that box
+            # (unclipped) to the frame.
             offset = boxes.new_tensor([lb.pad_x, lb.pad_y, lb.pad_x, lb.pad_y])
-            mask_boxes = (boxes - offset) / lb.scale
+            mask_boxes = (expand_boxes(boxes, output.mask_roi_scale) - offset) / lb.scale
             masks, rects = paste_masks(logits.sigmoid(), mask_boxes, lb.orig_h, lb.orig_w, self.cfg.mask_threshold,
                                        with_rects=True)  # fmt: skip
             scores, labels = proposals.scores.float(), proposals.labels.long()
