@@ -67,6 +67,14 @@ def test_force_best_match_gives_every_object_a_positive():
     assert with_[0].positive[0, 10, 10]  # the cell holding the centre (41, 41.5) at stride 4
 
 
+def test_two_tiny_objects_forced_onto_one_cell_leave_it_to_the_later_one():
+    tiny = torch.tensor([[40.0, 40.0, 42.0, 43.0], [40.5, 40.0, 42.5, 43.0], [20.0, 20.0, 22.0, 22.0]])
+    targets = assign_targets(tiny, torch.tensor([0, 1, 2]), ANCHORS, GRIDS, STRIDES, force_best_match=True)
+    assert sum(int(t.positive.sum()) for t in targets) == 2  # the first two share a cell
+    assert targets[0].positive[0, 10, 10] and targets[0].matched_gt[0, 10, 10] == 1
+    assert targets[0].positive[0, 5, 5] and targets[0].matched_gt[0, 5, 5] == 2
+
+
 def test_centroid_supervision_labels_one_cell_per_object_and_level():
     gt = torch.tensor([[6.0, 6.0, 22.0, 22.0]])
     pos = assign_targets(gt, torch.tensor([2]), ANCHORS, GRIDS, STRIDES, class_supervision="positives")

@@ -84,10 +84,13 @@ def assign_targets(
             candidates.append(cells.T.gather(1, best_anchor[:, None])[:, 0])
             candidate_iou.append(best_iou)
         best_level = torch.stack(candidate_iou).argmax(0)  # (G,)
-        for g in range(len(gt_boxes)):
-            k = int(best_level[g])
-            forced[k][candidates[k][g]] = True
-            forced_gt[k][candidates[k][g]] = g
+        index = torch.arange(len(gt_boxes), device=anchors.device)
+        for k in range(len(forced)):  # per level, not per object: no host synchronisation per object on a GPU
+            chosen = best_level == k
+            cells = candidates[k][chosen]
+            forced[k][cells] = True
+            # Two objects forced onto one cell: the later one keeps it (as assigning them in order would).
+            forced_gt[k].scatter_reduce_(0, cells, index[chosen], reduce="amax")
 
     targets = []
     for k, (iou, (h, w), stride, t) in enumerate(zip(ious, grid_sizes, strides, tolerances, strict=True)):
