@@ -38,6 +38,16 @@ def test_a_checkpoint_of_version_0_1_loads(tmp_path):
     assert "anchors" not in model.state_dict()  # saved once, in the config
 
 
+def test_a_config_written_before_mask_roi_scale_means_the_box_itself(tmp_path):
+    legacy_checkpoint(tmp_path / "old.pt", Config().model.anchors)
+    ckpt = torch.load(tmp_path / "old.pt", weights_only=False)
+    assert ckpt["config"]["model"].pop("mask_roi_scale") == Config().model.mask_roi_scale
+    torch.save(ckpt, tmp_path / "older.pt")
+    with pytest.warns(UserWarning, match="mask_proposals_per_image"):
+        model, config, _ = load_model(tmp_path / "older.pt")
+    assert config.model.mask_roi_scale == 1.0 and model.mask_roi_scale == 1.0
+
+
 def test_old_weights_anchors_that_differ_from_the_config_win_with_a_warning(tmp_path):
     legacy_checkpoint(tmp_path / "old.pt", OTHER_ANCHORS)
     with pytest.warns(UserWarning, match="anchors differ"):

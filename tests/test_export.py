@@ -2,10 +2,12 @@
 bad folders fail in one line that names the file."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from pycocotools import mask as mask_utils
 
 from yolovis.cli import main as cli_main
@@ -128,6 +130,17 @@ def test_bad_exported_folders_fail_in_one_line(setup, exported, tmp_path, capsys
     assert not (tmp_path / "o" / "results.json").exists()
     with pytest.raises(UserError, match="runs on the CPU"):
         Detector.from_checkpoint(folder, device="cuda")
+
+
+def test_a_folder_written_before_mask_roi_scale_means_the_box_itself(exported, tmp_path):
+    _, folder = exported
+    older = tmp_path / "older"
+    shutil.copytree(folder, older)
+    config = yaml.safe_load((older / "config.yaml").read_text())
+    del config["model"]["mask_roi_scale"]
+    (older / "config.yaml").write_text(yaml.safe_dump(config))
+    loaded = load_exported(older)
+    assert loaded.config.model.mask_roi_scale == 1.0 and loaded.model.mask_roi_scale == 1.0
 
 
 def test_export_refuses_to_overwrite_a_foreign_folder(setup, tmp_path):

@@ -157,6 +157,19 @@ class ConfigError(UserError):
     pass
 
 
+# Model keys added after the first release, with the value that a config written before them meant: a stored
+# config (a checkpoint's, an exported folder's) without the key describes a network built that way, whatever
+# the default has become since.
+MODEL_KEYS_ADDED: dict[str, Any] = {"assoc_dim": 0, "mask_roi_scale": 1.0}
+
+
+def with_model_keys_of_its_time(saved: dict) -> dict:
+    """A stored config dict with the model keys it predates set to what it meant (`MODEL_KEYS_ADDED`)."""
+    model = saved.get("model") or {}
+    missing = {k: v for k, v in MODEL_KEYS_ADDED.items() if k not in model}
+    return {**saved, "model": {**model, **missing}} if missing else saved
+
+
 # Keys renamed since earlier versions: configs and checkpoints written with the old name keep loading (the value
 # moves to the new key, with a warning that names both).
 RENAMED_KEYS: dict[str, str] = {

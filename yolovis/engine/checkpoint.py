@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from yolovis.config import Config, ConfigError, ModelConfig, from_dict, to_dict
+from yolovis.config import Config, ConfigError, ModelConfig, from_dict, to_dict, with_model_keys_of_its_time
 from yolovis.engine.optim import ema_updates, set_ema_updates
 from yolovis.errors import UserError
 from yolovis.fileio import atomic_torch_save
@@ -57,9 +57,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 def checkpoint_config(ckpt: dict, path: str | os.PathLike) -> Config:
     """The resolved config a checkpoint was written with (older keys read under their new names)."""
-    saved = ckpt["config"]
-    if "assoc_dim" not in saved.get("model", {}):  # written before the association head: a model without it
-        saved = {**saved, "model": {**saved.get("model", {}), "assoc_dim": 0}}
+    saved = with_model_keys_of_its_time(ckpt["config"])
     try:
         config = from_dict(Config, saved, f"{path}: config")
     except ConfigError as e:
