@@ -115,6 +115,8 @@ def test_the_mask_head_sees_the_rois_enlarged_by_mask_roi_scale():
     torch.testing.assert_close(out.rois[0][:1], gt)  # matching and the association head use the box itself
     torch.testing.assert_close(seen[0][0][:1], torch.tensor([[12.0, 12.0, 52.0, 52.0]]))
     assert out.mask_roi_scale == 1.25  # what the loss and the postprocess read
+    with pytest.raises(UserError, match="mask_roi_scale must be positive"):
+        build_model(ModelConfig(scale="tiny", num_classes=3, mask_roi_scale=0.0))
 
 
 def test_batched_equals_single():

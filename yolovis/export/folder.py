@@ -162,7 +162,7 @@ def load_exported(folder: str | os.PathLike) -> ExportedModel:
         config = load_config(Config, folder / "config.yaml")
     except ConfigError as e:
         raise UserError(str(e)) from None
-    stored = yaml.safe_load((folder / "config.yaml").read_text()) or {}  # read once above: it parses
+    stored = yaml.safe_load((folder / "config.yaml").read_text()) or {}  # valid: load_config parsed it
     for key, value in MODEL_KEYS_ADDED.items():  # a folder written before a key describes a network without it
         if key not in (stored.get("model") or {}):
             setattr(config.model, key, value)

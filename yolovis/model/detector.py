@@ -171,6 +171,8 @@ def build_model(cfg: ModelConfig, postprocess: PostprocessConfig | None = None) 
         raise UserError(f"model scale {cfg.scale!r} is unknown; choose from {', '.join(SCALES)}")
     if cfg.num_classes < 1:
         raise UserError(f"num_classes must be at least 1, got {cfg.num_classes}")
+    if cfg.mask_roi_scale <= 0:
+        raise UserError(f"model.mask_roi_scale must be positive (1: the box itself), got {cfg.mask_roi_scale}")
     scale = SCALES[cfg.scale]
     backbone = CSPDarknet53(scale.width, scale.depth)
     try:
