@@ -1,6 +1,7 @@
 """`yolovis export`: the exported network (ONNX Runtime, OpenVINO) gives the checkpoint's detections and tracks;
 bad folders fail in one line that names the file."""
 
+import importlib.util
 import json
 import shutil
 
@@ -154,7 +155,19 @@ def test_export_refuses_to_overwrite_a_foreign_folder(setup, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["mine"]  # no temporary folder left behind
 
 
+def test_export_without_its_packages_is_one_line_and_writes_nothing(setup, monkeypatch, capsys):
+    root, ckpt, _, _ = setup
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
+    for fmt in ("onnx", "openvino"):
+        assert cli_main(["export", str(ckpt), "--format", fmt, "--out", str(root / "nothing")]) == 2
+        errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+        assert len(errors) == 1 and "needs onnx" in errors[0] and f"yolovis[{fmt}]" in errors[0], errors
+    assert not (root / "nothing").exists()
+
+
 def test_export_leaves_the_model_in_eval_mode(tmp_path):
+    pytest.importorskip("onnx")  # torch's exporter writes through it (the `onnx` and `openvino` extras)
     from yolovis.config import ModelConfig
     from yolovis.export.onnx import export_onnx
 

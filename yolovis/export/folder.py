@@ -14,6 +14,7 @@ The folder is written under a temporary name beside its target and renamed into 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -73,6 +74,10 @@ def dense_module_names(model: YoloV4Plus1, sample: torch.Tensor) -> list[str]:
     return sorted(called)
 
 
+# The packages each format is written with (torch's exporter writes ONNX through `onnx`; OpenVINO converts it).
+EXPORTERS = {"onnx": ("onnx",), "openvino": ("onnx", "openvino")}
+
+
 def default_folder(checkpoint: str | os.PathLike, fmt: str) -> Path:
     """RUN/best.pt -> RUN/best_onnx/ or RUN/best_openvino/."""
     path = Path(checkpoint)
@@ -85,6 +90,9 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, img_size: tuple[i
     `img_size` (H, W; default the checkpoint's), then check it against PyTorch where the runtime is installed."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
+    missing = [name for name in EXPORTERS[fmt] if importlib.util.find_spec(name) is None]
+    if missing:  # before any work, and not torch's traceback from deep inside its exporter
+        raise UserError(f"{checkpoint}: exporting to {fmt} needs {' and '.join(missing)}: pip install 'yolovis[{fmt}]'")
     model, config, categories = load_model(checkpoint)
     fuse_conv_bn(model.eval())  # as the PyTorch detector runs it; fewer layers for the runtime too
     size = check_input_size(*(img_size or config.img_size))
