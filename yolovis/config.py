@@ -248,23 +248,32 @@ def parse_override(text: str) -> dict:
     return out
 
 
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: malformed YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
 def load_config(cls: type[T], yaml_path: str | os.PathLike | None = None, overrides: list[str] = ()) -> T:
     """Defaults in code, then the YAML file, then `key=value` overrides, in that order."""
     cfg = cls()
     if yaml_path is not None:
-        path = Path(yaml_path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: malformed YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
-        cfg = merge(cfg, data, str(path))
+        cfg = merge(cfg, _read_yaml(Path(yaml_path)), str(yaml_path))
     for text in overrides:
         cfg = merge(cfg, parse_override(text), f"--set {text}")
     return cfg
+
+
+def load_saved_config(path: str | os.PathLike) -> Config:
+    """A config yolovis saved beside what it wrote (an exported folder's `config.yaml`): the model keys it
+    predates read as what it meant (`MODEL_KEYS_ADDED`), as `checkpoint_config` reads a checkpoint's."""
+    return from_dict(Config, with_model_keys_of_its_time(_read_yaml(Path(path))), str(path))
 
 
 def save_config(cfg: Any, path: str | os.PathLike) -> None:

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 
-from yolovis.config import MODEL_KEYS_ADDED, Config, ConfigError, load_config, save_config
+from yolovis.config import Config, ConfigError, load_saved_config, save_config
 from yolovis.data.letterbox import check_input_size
 from yolovis.engine.checkpoint import load_model, load_weights
 from yolovis.errors import UserError
@@ -167,13 +166,9 @@ def load_exported(folder: str | os.PathLike) -> ExportedModel:
         if not (folder / name).is_file():
             raise UserError(f"{folder / name}: missing (every folder written by `yolovis export` has one)")
     try:
-        config = load_config(Config, folder / "config.yaml")
+        config = load_saved_config(folder / "config.yaml")
     except ConfigError as e:
         raise UserError(str(e)) from None
-    stored = yaml.safe_load((folder / "config.yaml").read_text()) or {}  # valid: load_config parsed it
-    for key, value in MODEL_KEYS_ADDED.items():  # a folder written before a key describes a network without it
-        if key not in (stored.get("model") or {}):
-            setattr(config.model, key, value)
     try:
         categories = json.loads((folder / "categories.json").read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
