@@ -30,13 +30,11 @@ from scipy.stats import mannwhitneyu
 
 from yolovis.config import TrackerConfig
 from yolovis.data.annotations import parse_vis_annotations, read_json
-from yolovis.data.masks import to_rle
 from yolovis.engine.diagnose import diagnose_detections, record_videos
 from yolovis.engine.inference import Detector
 from yolovis.eval.ytvis_eval import evaluate_vis
 from yolovis.track.build import build_tracker
-from yolovis.track.mask_iou import mask_iou
-from yolovis.track.oracle import match_by_iou
+from yolovis.track.oracle import true_identities
 from yolovis.track.recorded import VideoDetections
 from yolovis.track.results import Appearance, Track, tracks_to_results
 
@@ -125,15 +123,11 @@ def appearance_report(videos: list[VideoDetections], ann, threshold: float, gaps
     hits = {k: [0, 0] for k in gaps}
     same, other = [], []
     for v in videos:
-        gts = [ann.tracks[i] for i in ann.tracks_by_video[v.video_id] if not ann.tracks[i].iscrowd]
         by_frame: dict[int, list[tuple[int, int, np.ndarray]]] = {}  # frame -> (instance, label, embedding)
-        for t, f in enumerate(v.frames):
-            present = [g for g in gts if t < len(g.segmentations) and g.segmentations[t]]
-            if len(f) == 0 or not present or f.embeddings is None:
-                continue
-            iou = mask_iou(f.rles, [to_rle(g.segmentations[t], v.height, v.width) for g in present])
-            by_frame[t] = [(present[j].id, int(f.labels[i]), f.embeddings[i])
-                           for i, j in match_by_iou(iou) if f.scores[i] >= threshold]  # fmt: skip
+        for t, (f, identity) in enumerate(zip(v.frames, true_identities(v, ann), strict=True)):
+            if identity and f.embeddings is not None:
+                by_frame[t] = [(instance, int(f.labels[i]), f.embeddings[i])
+                               for i, instance in identity.items() if f.scores[i] >= threshold]  # fmt: skip
         for t, found in by_frame.items():
             for k in gaps:
                 later = by_frame.get(t + k, [])

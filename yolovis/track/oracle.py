@@ -34,22 +34,31 @@ def match_by_iou(iou: np.ndarray, threshold: float = ORACLE_IOU) -> list[tuple[i
     return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if allowed[r, c]]
 
 
+def true_identities(video: VideoDetections, ann: VISAnnotations) -> list[dict[int, int]]:
+    """Per frame of one video of `ann`, {detection index: id of the ground-truth instance it matches} (one-to-one,
+    mask IoU >= 0.5; crowd regions give no identity)."""
+    gt_tracks = [ann.tracks[i] for i in ann.tracks_by_video[video.video_id] if not ann.tracks[i].iscrowd]
+    identities = []
+    for t, frame in enumerate(video.frames):
+        present = [g for g in gt_tracks if t < len(g.segmentations) and g.segmentations[t]]
+        if len(frame) == 0 or not present:
+            identities.append({})
+            continue
+        gt_rles = [to_rle(g.segmentations[t], video.height, video.width) for g in present]
+        identities.append({i: present[j].id for i, j in match_by_iou(mask_iou(frame.rles, gt_rles))})
+    return identities
+
+
 def oracle_tracks(video: VideoDetections, ann: VISAnnotations, tracker_ids: list[list[int]]) -> list[Track]:
     """The tracks of perfect association for one video of `ann` (crowd regions give no identity).
 
     tracker_ids[t][i]: the id the tracker gave detection i of frame t (-1 where it did not track it).
     """
-    gt_tracks = [ann.tracks[i] for i in ann.tracks_by_video[video.video_id] if not ann.tracks[i].iscrowd]
     by_key: dict[tuple[str, int], Track] = {}
-    for t, frame in enumerate(video.frames):
-        if len(frame) == 0:
-            continue
-        present = [g for g in gt_tracks if t < len(g.segmentations) and g.segmentations[t]]
-        gt_rles = [to_rle(g.segmentations[t], video.height, video.width) for g in present]
-        pairs = dict(match_by_iou(mask_iou(frame.rles, gt_rles)))
+    for t, (frame, identity) in enumerate(zip(video.frames, true_identities(video, ann), strict=True)):
         for i in range(len(frame)):
-            if i in pairs:
-                key = ("instance", present[pairs[i]].id)
+            if i in identity:
+                key = ("instance", identity[i])
             elif tracker_ids[t][i] >= 0:
                 key = ("tracker", tracker_ids[t][i])
             else:
