@@ -48,6 +48,7 @@ ABLATION = {  # name -> the memory tracker's settings changed
     "memory - duplicates start no track": {"duplicate_overlap": 1.0},
     "memory - appearance": {"appearance_weight": 0.0, "reid_distance": 0.0},
     "memory + fuse_score": {"fuse_score": True},
+    "memory - score_frames (plain mean score)": {"score_frames": 0},
 }
 
 
@@ -79,7 +80,7 @@ def peer_tracker(kind: str):
                                    with_reid=False, model="auto"))  # fmt: skip
 
 
-def run_peer(kind: str, video: VideoDetections, label_to_category: list[int], min_length: int) -> tuple[list, float]:
+def run_peer(kind: str, video: VideoDetections) -> tuple[list[Track], float]:
     tracker = peer_tracker(kind)
     tracks: dict[int, Track] = {}
     seconds = 0.0
@@ -96,8 +97,7 @@ def run_peer(kind: str, video: VideoDetections, label_to_category: list[int], mi
             box = tuple(float(v) for v in frame.boxes[i])
             track.frames[t] = Appearance(frame.rles[i], float(frame.scores[i]), int(frame.labels[i]), box)
             track.last_frame = t
-    results = tracks_to_results(tracks.values(), video.video_id, video.length, label_to_category, min_length)
-    return results, seconds
+    return list(tracks.values()), seconds
 
 
 def run_ours(cfg: TrackerConfig, video: VideoDetections, label_to_category: list[int]) -> tuple[list, float]:
@@ -190,13 +190,21 @@ def main() -> None:
             seconds += s
         rows[name] = score(gt, results, frames, seconds, threshold)
     if not args.no_peers:
+        # Each peer's tracks ranked by their mean score (as Ultralytics' own results) and, so that the rows differ
+        # by association alone, also by the memory tracker's rule (score_frames).
+        memory = configs["memory"]
         for kind, name in (("bytetrack", "Ultralytics ByteTrack"), ("botsort", "Ultralytics BoT-SORT")):
-            results, seconds = [], 0.0
+            plain, ranked, seconds = [], [], 0.0
             for v in videos:
-                r, s = run_peer(kind, v, cats, configs["memory"].min_length)
-                results += r
+                tracks, s = run_peer(kind, v)
+                plain += tracks_to_results(tracks, v.video_id, v.length, cats, memory.min_length)
+                ranked += tracks_to_results(tracks, v.video_id, v.length, cats, memory.min_length, 0.0,
+                                            memory.score_frames)  # fmt: skip
                 seconds += s
-            rows[name] = score(gt, results, frames, seconds, threshold)
+            rows[name] = score(gt, plain, frames, seconds, threshold)
+            rows[f"{name}, ranked as memory (score_frames {memory.score_frames})"] = score(
+                gt, ranked, frames, seconds, threshold
+            )
     rows["perfect association (oracle)"] = score(gt, diagnosis.results["oracle"], frames, 0.0, threshold)
 
     print(f"{len(videos)} videos, {frames} frames; per-frame mask AP50 {frame['AP50']:.3f}, AP {frame['AP']:.3f}")

@@ -193,6 +193,19 @@ def test_memory_tracker_results_have_one_entry_per_frame():
         assert [sum(r["segmentations"][t] is not None for r in results) for t in range(length)] == tracked
 
 
+def test_short_tracks_rank_by_their_evidence_and_the_papers_tracker_by_the_plain_mean():
+    # Object A on frames 0-7 (score 0.6), object B on frames 0-2 only (0.9): by the mean alone B ranks first.
+    frames = [dets((0, 0, 10, 10, 0), (30, 0, 40, 10, 0)) for _ in range(3)] + [dets((0, 0, 10, 10, 0))] * 5
+    for d in frames:
+        d.scores = torch.tensor([0.6, 0.9][: len(d)])
+    scores = {}
+    for method, score_frames in (("memory", 6), ("memory", 0), ("greedy", 6)):
+        tracker, _ = run(frames, TrackerConfig(method=method, min_length=1, score_frames=score_frames))
+        scores[method, score_frames] = sorted(round(r["score"], 6) for r in tracker.results(1, len(frames)))
+    assert scores["memory", 6] == [0.45, 0.6]  # B: 0.9 x 3 / 6; A, seen on 8 >= 6 frames: its mean
+    assert scores["memory", 0] == [0.6, 0.9] == scores["greedy", 6]  # SPEC §5: greedy ignores score_frames
+
+
 def test_track_method_selects_the_tracker():
     assert isinstance(build_tracker(TrackerConfig(method="greedy")), GreedyTracker)
     assert isinstance(build_tracker(TrackerConfig(method="memory")), MemoryTracker)

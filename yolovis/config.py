@@ -127,6 +127,9 @@ class TrackerConfig:
     max_age: int = 30  # processed frames (with --stride, every n-th) a lost track stays matchable
     min_length: int = 3  # tracks seen on fewer frames are dropped from the results
     min_score: float = 0.0  # tracks whose mean detection score is lower are dropped from the results
+    # memory only (greedy ranks by the plain mean, SPEC §5): a result's score is the mean detection score x
+    # min(1, frames seen / score_frames), so that short fragments rank below whole tracks; 0 = the plain mean
+    score_frames: int = 6
     # memory only:
     assignment: str = "hungarian"  # "hungarian" (one global assignment) or "greedy" (the paper's rules)
     motion: str = "kalman"  # "kalman": masks move by the predicted box displacement; "none": last mask as is

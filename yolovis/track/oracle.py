@@ -20,7 +20,7 @@ from yolovis.data.annotations import VISAnnotations
 from yolovis.data.masks import to_rle
 from yolovis.track.mask_iou import mask_iou
 from yolovis.track.recorded import VideoDetections
-from yolovis.track.results import Appearance, Track, tracks_to_results
+from yolovis.track.results import Appearance, Track, result_score_frames, tracks_to_results
 
 ORACLE_IOU = 0.5
 
@@ -79,6 +79,15 @@ def oracle_results(
     cfg: TrackerConfig,
     label_to_category: list[int] | None,
 ) -> list[dict]:
-    """YouTube-VIS results of perfect association, filtered as the tracker's (`cfg.min_length`, `cfg.min_score`)."""
+    """YouTube-VIS results of perfect association, filtered and scored as the tracker's (`cfg.min_length`,
+    `cfg.min_score`, `score_frames`)."""
     tracks = oracle_tracks(video, ann, tracker_ids)
-    return tracks_to_results(tracks, video.video_id, video.length, label_to_category, cfg.min_length, cfg.min_score)
+    return tracks_to_results(
+        tracks,
+        video.video_id,
+        video.length,
+        label_to_category,
+        cfg.min_length,
+        cfg.min_score,
+        result_score_frames(cfg),
+    )

@@ -2,7 +2,8 @@
 
 Results: one entry per kept track, exactly `length` segmentations per entry (a compressed RLE with str counts
 where the track was seen, null elsewhere), the category voted over the frames, the score the mean detection
-score. Every tracker (greedy, memory, the oracle of `yolovis diagnose`) records its tracks as `Track`s."""
+score (SPEC §5), times min(1, frames seen / `score_frames`) where that is set (see `track_score`). Every tracker
+(greedy, memory, the oracle of `yolovis diagnose`) records its tracks as `Track`s."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from yolovis.config import TrackerConfig
 
 
 @dataclass(slots=True)
@@ -46,6 +49,17 @@ class Track:
         return max(votes, key=lambda k: votes[k])
 
 
+def track_score(track: Track, score_frames: int = 0) -> float:
+    """The score a track's result is ranked by: its mean detection score, times min(1, frames seen /
+    `score_frames`) when `score_frames` > 1. The video AP ranks tracks by score, and a track seen on a few frames
+    is most often a fragment of an identity that another track holds, or a false detection; by the mean alone a
+    confident fragment ranks above the whole track of a less confident object. 0 or 1: the plain mean (SPEC §5)."""
+    score = track.score
+    if score_frames > 1 and len(track.frames) < score_frames:
+        score *= len(track.frames) / score_frames
+    return score
+
+
 def split_final(tracks: list[Track], live: Iterable[Track]) -> tuple[list[Track], list[Track]]:
     """(final, kept): the tracks no longer in `live` (they can never be matched again, so their results are
     final: what lets `yolovis track` stream a long video's results to disk) and the others, in order."""
@@ -62,7 +76,9 @@ def rle_to_json(rle: dict) -> dict:
     }
 
 
-def track_to_result(track: Track, video_id: int, length: int, label_to_category: list[int] | None = None) -> dict:
+def track_to_result(
+    track: Track, video_id: int, length: int, label_to_category: list[int] | None = None, score_frames: int = 0
+) -> dict:
     if not track.frames:
         raise ValueError(f"video {video_id}: track {track.track_id} has no frame")
     last = max(track.frames)
@@ -75,7 +91,7 @@ def track_to_result(track: Track, video_id: int, length: int, label_to_category:
     return {
         "video_id": int(video_id),
         "category_id": int(label_to_category[label]) if label_to_category is not None else int(label),
-        "score": float(track.score),
+        "score": float(track_score(track, score_frames)),
         "segmentations": segmentations,
     }
 
@@ -87,11 +103,18 @@ def tracks_to_results(
     label_to_category: list[int] | None = None,
     min_length: int = 1,
     min_score: float = 0.0,
+    score_frames: int = 0,
 ) -> list[dict]:
     """Results of one video of `length` frames; tracks seen on fewer than `min_length` frames or whose mean
-    score is below `min_score` are dropped. `label_to_category` maps contiguous labels to dataset category ids."""
+    score is below `min_score` are dropped; each is scored by `track_score(track, score_frames)`.
+    `label_to_category` maps contiguous labels to dataset category ids."""
     return [
-        track_to_result(track, video_id, length, label_to_category)
+        track_to_result(track, video_id, length, label_to_category, score_frames)
         for track in tracks
         if len(track.frames) >= min_length and track.score >= min_score
     ]
+
+
+def result_score_frames(cfg: TrackerConfig) -> int:
+    """`score_frames` as the configured tracker uses it: the paper's greedy tracker ranks by the plain mean."""
+    return cfg.score_frames if cfg.method == "memory" else 0
