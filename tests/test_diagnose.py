@@ -17,7 +17,7 @@ from yolovis.data.synth import SynthConfig, generate
 from yolovis.engine.checkpoint import save_inference_checkpoint
 from yolovis.engine.diagnose import diagnose_detections
 from yolovis.eval.frame_ap import frame_mask_ap
-from yolovis.track.oracle import match_by_iou
+from yolovis.track.oracle import identity_changes, match_by_iou
 from yolovis.track.recorded import FrameRecord, VideoDetections
 
 H, W, T = 60, 100, 6
@@ -101,6 +101,24 @@ def test_perfect_association_mends_what_the_paper_tracker_splits():
     assert video["video_id"] == 7 and video["gt_tracks"] == 2 and video["AP50_lost_to_association"] >= 0
     # B's first two frames form a track shorter than min_length (3), dropped: B is found on 4 frames of 6.
     assert d["oracle"]["IDSW"] == 0 and d["tracker"]["IDF1"] < d["oracle"]["IDF1"]
+    # B's jump: one identity change while tracked the frame before, to a new track; nothing else.
+    assert d["identity_changes"] == {**dict.fromkeys(d["identity_changes"], 0), "seen_new_track": 1}
+    assert video["identity_changes"] == 1
+
+
+def test_identity_changes_are_counted_by_what_took_the_instance_and_when():
+    # Two instances (10, 20), two detections per frame at most; tracker ids written by hand.
+    tracker_ids = [[1, 2], [1, 2], [3, 1], [3, -1], [1], [2], [5]]
+    identities = [{0: 10, 1: 20}, {0: 10, 1: 20}, {0: 10, 1: 20}, {0: 10, 1: 20}, {0: 10}, {0: 20}, {0: 10}]
+    assert identity_changes(tracker_ids, identities) == {
+        "seen_new_track": 1,  # frame 2: 10 -> track 3, which starts there
+        "seen_other_instance": 2,  # frame 2: 20 -> track 1 (held 10); frame 4: 10 -> track 1 (held 20 since)
+        "seen_own_older": 0,
+        "after_gap_new_track": 1,  # frame 6: 10, unseen on frame 5, -> track 5
+        "after_gap_other_instance": 0,
+        "after_gap_own_older": 1,  # frame 5: 20, untracked on frame 3 and absent on 4, back to its track 2
+        "untracked": 1,  # frame 3: 20's detection was not tracked
+    }
 
 
 def test_oracle_keeps_the_trackers_false_positive_and_the_filters():

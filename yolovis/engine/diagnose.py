@@ -25,7 +25,7 @@ from yolovis.eval.frame_ap import frame_mask_ap
 from yolovis.eval.ytvis_eval import VISEvaluation, evaluate_vis
 from yolovis.track.build import build_tracker
 from yolovis.track.mask_iou import encode_detections
-from yolovis.track.oracle import oracle_results
+from yolovis.track.oracle import identity_changes, oracle_results, true_identities
 from yolovis.track.recorded import FrameRecord, VideoDetections
 
 TRACKING_KEYS = ("HOTA", "DetA", "AssA", "IDF1", "IDSW", "Frag")
@@ -105,10 +105,12 @@ def diagnose_detections(
     detections against the parsed annotation dict `gt`."""
     ann = parse_vis_annotations(gt, gt_source)
     frame = frame_mask_ap(ann, _frame_detections(videos, label_to_category))
-    tracked, oracle = {}, {}
+    tracked, oracle, changes = {}, {}, {}
     for v in videos:
         tracked[v.video_id], ids = replay_tracker(v, tracker_cfg, label_to_category)
-        oracle[v.video_id] = oracle_results(v, ann, ids, tracker_cfg, label_to_category)
+        identities = true_identities(v, ann)
+        oracle[v.video_id] = oracle_results(v, ann, ids, tracker_cfg, label_to_category, identities)
+        changes[v.video_id] = identity_changes(ids, identities)
     every = lambda by_video: [r for v in videos for r in by_video[v.video_id]]  # noqa: E731
     # Tracking metrics count the tracks a user would keep: those of mean score >= the detection threshold.
     options = {"gt_source": gt_source, "track_score_threshold": tracker_cfg.detection_threshold}
@@ -127,6 +129,7 @@ def diagnose_detections(
             "tracks": len(tracked[v.video_id]),
             "tracker_AP50": t["AP50"], "oracle_AP50": o["AP50"], "tracker_AP": t["AP"], "oracle_AP": o["AP"],
             "AP50_lost_to_association": o["AP50"] - t["AP50"] if min(t["AP50"], o["AP50"]) >= 0 else None,
+            "identity_changes": sum(n for k, n in changes[v.video_id].items() if k != "untracked"),
         })  # fmt: skip
     tracker_fig, oracle_fig = _video_figures(tracker_eval.metrics), _video_figures(oracle_eval.metrics)
     summary = {
@@ -134,6 +137,7 @@ def diagnose_detections(
         "tracker": {"method": tracker_cfg.method, **tracker_fig},
         "oracle": oracle_fig,
         "lost_to_association": {k: oracle_fig[k] - tracker_fig[k] for k in ("AP", "AP50", "AP75")},
+        "identity_changes": {k: sum(c[k] for c in changes.values()) for k in next(iter(changes.values()), {})},
         "per_video": sorted(per_video, key=lambda r: -(r["AP50_lost_to_association"] or 0.0)),
     }
     return Diagnosis(summary, {"tracker": every(tracked), "oracle": every(oracle)}, tracker_eval)
@@ -153,11 +157,28 @@ def format_diagnosis(d: dict, worst: int = 5) -> str:
         lines.append(f"{name:32}{cells}")
     lost = d["lost_to_association"]
     lines.append(f"lost to association: AP50 {lost['AP50']:+.3f}, AP {lost['AP']:+.3f} (oracle minus tracker)")
+    changes = d.get("identity_changes")
+    if changes:
+        lines.append(_format_changes(changes))
     shown = [r for r in d["per_video"] if (r["AP50_lost_to_association"] or 0) > 0][:worst]
     if shown:
         lines.append("videos that lost most (AP50 tracker -> oracle): " + ", ".join(
             f"{r['video_id']} ({r['tracker_AP50']:.2f} -> {r['oracle_AP50']:.2f})" for r in shown))  # fmt: skip
     return "\n".join(lines)
+
+
+def _format_changes(c: dict[str, int]) -> str:
+    """One line: where the tracker changed the identity of true instances (`identity_changes`)."""
+    names = {"new_track": "to a new track", "other_instance": "to another instance's track",
+             "own_older": "back to an older track of its own"}  # fmt: skip
+    parts = []
+    for when, label in (("seen", "tracked on the frame before"), ("after_gap", "after frames untracked")):
+        total = sum(c[f"{when}_{k}"] for k in names)
+        detail = ", ".join(f"{c[f'{when}_{k}']} {text}" for k, text in names.items() if c[f"{when}_{k}"])
+        parts.append(f"{total} {label}" + (f" ({detail})" if detail else ""))
+    total = sum(n for k, n in c.items() if k != "untracked")
+    return (f"identity changes of true instances: {total} = " + " + ".join(parts)
+            + f"; true detections left untracked: {c['untracked']}")  # fmt: skip
 
 
 def diagnose(

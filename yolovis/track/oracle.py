@@ -49,13 +49,20 @@ def true_identities(video: VideoDetections, ann: VISAnnotations) -> list[dict[in
     return identities
 
 
-def oracle_tracks(video: VideoDetections, ann: VISAnnotations, tracker_ids: list[list[int]]) -> list[Track]:
+def oracle_tracks(
+    video: VideoDetections,
+    ann: VISAnnotations,
+    tracker_ids: list[list[int]],
+    identities: list[dict[int, int]] | None = None,
+) -> list[Track]:
     """The tracks of perfect association for one video of `ann` (crowd regions give no identity).
 
-    tracker_ids[t][i]: the id the tracker gave detection i of frame t (-1 where it did not track it).
+    tracker_ids[t][i]: the id the tracker gave detection i of frame t (-1 where it did not track it);
+    `identities`: `true_identities(video, ann)` if already computed.
     """
+    identities = true_identities(video, ann) if identities is None else identities
     by_key: dict[tuple[str, int], Track] = {}
-    for t, (frame, identity) in enumerate(zip(video.frames, true_identities(video, ann), strict=True)):
+    for t, (frame, identity) in enumerate(zip(video.frames, identities, strict=True)):
         for i in range(len(frame)):
             if i in identity:
                 key = ("instance", identity[i])
@@ -78,10 +85,11 @@ def oracle_results(
     tracker_ids: list[list[int]],
     cfg: TrackerConfig,
     label_to_category: list[int] | None,
+    identities: list[dict[int, int]] | None = None,
 ) -> list[dict]:
     """YouTube-VIS results of perfect association, filtered and scored as the tracker's (`cfg.min_length`,
     `cfg.min_score`, `score_frames`)."""
-    tracks = oracle_tracks(video, ann, tracker_ids)
+    tracks = oracle_tracks(video, ann, tracker_ids, identities)
     return tracks_to_results(
         tracks,
         video.video_id,
@@ -91,3 +99,47 @@ def oracle_results(
         cfg.min_score,
         result_score_frames(cfg),
     )
+
+
+CHANGE_KINDS = ("new_track", "other_instance", "own_older")
+
+
+def identity_changes(tracker_ids: list[list[int]], identities: list[dict[int, int]]) -> dict[str, int]:
+    """Where a tracker lost identities, from the true instance of each detection (`true_identities`).
+
+    Follows every instance through the frames where a detection matches it; each time the track id of its
+    detection differs from the one of its last tracked detection, that is one identity change, counted by what
+    took it (`new_track`: a track that starts there; `other_instance`: a track that has held another instance;
+    `own_older`: an older track of this instance, back and forth) and by when: `seen_*` if the instance was
+    tracked on the frame before, `after_gap_*` if frames without a tracked detection of it came between (missed,
+    hidden, or scored under the tracker's thresholds). `untracked` counts true detections the tracker left out.
+    """
+    counts = {f"{when}_{kind}": 0 for when in ("seen", "after_gap") for kind in CHANGE_KINDS}
+    counts["untracked"] = 0
+    first_frame: dict[int, int] = {}
+    for t, row in enumerate(tracker_ids):
+        for track_id in row:
+            if track_id >= 0:
+                first_frame.setdefault(track_id, t)
+    last: dict[int, tuple[int, int]] = {}  # instance -> (frame, track id) of its last tracked detection
+    held: dict[int, set[int]] = {}  # track id -> instances it has held so far
+    for t, (row, identity) in enumerate(zip(tracker_ids, identities, strict=True)):
+        for i, instance in identity.items():
+            track_id = row[i]
+            if track_id < 0:
+                counts["untracked"] += 1
+                continue
+            if instance in last and last[instance][1] != track_id:
+                when = "seen" if last[instance][0] == t - 1 else "after_gap"
+                if first_frame[track_id] == t:
+                    kind = "new_track"
+                elif held.get(track_id, set()) - {instance}:
+                    kind = "other_instance"
+                else:
+                    kind = "own_older"
+                counts[f"{when}_{kind}"] += 1
+            last[instance] = (t, track_id)
+        for i, instance in identity.items():
+            if row[i] >= 0:
+                held.setdefault(row[i], set()).add(instance)
+    return counts
