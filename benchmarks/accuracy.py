@@ -56,6 +56,7 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=0.0, help="a time budget per run instead of --steps")
     p.add_argument("--peer-minutes", type=float, default=0.0, help="also YOLOv8n-seg for this budget (0: no)")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1 (to add one)")
     p.add_argument("--held-out", type=int, default=24, help="held-out videos (the demo scores 8)")
     p.add_argument("--variant", type=variant, action="append", default=[], metavar="NAME:KEY=VALUE,...")
     p.add_argument("--work", default=None, help="folder for data and runs (default: a temporary one)")
@@ -76,7 +77,8 @@ def main() -> None:
         generate(work / "held_out", SynthConfig(videos=args.held_out, frames=demo.FRAMES, classes=demo.CLASSES,
                                                 seed=demo.HELD_OUT_SEED))  # fmt: skip
     runs = []
-    for seed in range(args.seeds):  # every variant once before the next seed: early rows compare already
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    for seed in seeds:  # every variant once before the next seed: early rows compare already
         for name, overrides in variants:
             cfg = demo.demo_config(torch.device("cpu"), 0.0)
             fit = fit_anchors(load_vis_annotations(train_ann), len(cfg.model.anchors[0]), max(cfg.img_size))
@@ -101,7 +103,7 @@ def main() -> None:
         from yolov8_reference import score_yolov8, to_yolo_dataset, train_yolov8  # beside this script
 
         data_yaml = to_yolo_dataset(train_ann, None, work / "yolov8_dataset")
-        for seed in range(args.seeds):
+        for seed in seeds:
             weights = train_yolov8(data_yaml, args.peer_minutes, max(cfg.img_size), work / f"yolov8_seed{seed}", seed)
             scores = score_yolov8(weights, held_out, img_size=max(cfg.img_size))
             figures = {k: scores[k] for k in ("frame", "tracker", "oracle", "bytetrack")}
@@ -114,7 +116,8 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(json.dumps(runs, indent=2))
     header = " | ".join(f"{a} {b}" for a, b in FIGURES)
-    print(f"\n{args.steps} steps, {args.seeds} seeds, {args.held_out} held-out videos: mean ± std over seeds")
+    budget = f"{args.minutes:g} minutes of training" if args.minutes else f"{args.steps} steps"
+    print(f"\n{budget}, {args.seeds} seeds, {args.held_out} held-out videos: mean ± std over seeds")
     print(f"| variant | {header} | train min | steps |\n|{'---|' * (len(FIGURES) + 3)}")
     for name, _ in variants:
         rows = [r for r in runs if r["variant"] == name]
