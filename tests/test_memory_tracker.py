@@ -97,6 +97,16 @@ def test_assign_is_globally_optimal_and_respects_the_gate():
     assert assign(np.zeros((0, 2)), 0.95, "hungarian") == []
 
 
+def test_assignment_power_keeps_one_close_pair_over_two_loose_ones():
+    # Detection 0 overlaps track 1 closely (cost 0.2) and track 0 loosely (0.5); detection 1 only track 1 (0.6).
+    cost = np.array([[0.5, 0.2], [2.0, 0.6]])
+    assert sorted(assign(cost, 1.0, "hungarian")) == [(0, 0), (1, 1)]  # margins 0.5 + 0.4 > 0.8
+    assert assign(cost, 1.0, "hungarian", power=2.0) == [(0, 1)]  # 0.25 + 0.16 < 0.64
+    assert assign(cost, 1.0, "hungarian", power=4.0) == [(0, 1)]
+    with pytest.raises(Exception, match="assignment_power must be positive"):
+        MemoryTracker(memory(assignment_power=0.0))
+
+
 # ------------------------------------------------------------------ scenarios
 def test_same_class_objects_passing_over_each_other_keep_their_identities():
     # The greedy tracker's own test shows it swaps here (no motion model); the Kalman filter knows who goes where.

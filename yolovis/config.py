@@ -132,6 +132,9 @@ class TrackerConfig:
     score_frames: int = 6
     # memory only:
     assignment: str = "hungarian"  # "hungarian" (one global assignment) or "greedy" (the paper's rules)
+    # the global assignment maximises the summed (gate - cost) ** assignment_power: above 1, one close pair
+    # outweighs two loose ones that would break it (1: the plain sum of margins)
+    assignment_power: float = 4.0
     motion: str = "kalman"  # "kalman": masks move by the predicted box displacement; "none": last mask as is
     low_threshold: float = 0.1  # stage two takes detections in [low, detection_threshold); 0 = one stage
     low_gate: float = 0.5  # stage two's gate (weak detections must overlap a track well)
