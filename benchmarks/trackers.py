@@ -49,6 +49,7 @@ ABLATION = {  # name -> the memory tracker's settings changed
     "memory - appearance": {"appearance_weight": 0.0, "reid_distance": 0.0},
     "memory + fuse_score": {"fuse_score": True},
     "memory - score_frames (plain mean score)": {"score_frames": 0},
+    "memory - assignment_power (plain sum of margins)": {"assignment_power": 1.0},
 }
 
 
