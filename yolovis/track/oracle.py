@@ -139,7 +139,5 @@ def identity_changes(tracker_ids: list[list[int]], identities: list[dict[int, in
                     kind = "own_older"
                 counts[f"{when}_{kind}"] += 1
             last[instance] = (t, track_id)
-        for i, instance in identity.items():
-            if row[i] >= 0:
-                held.setdefault(row[i], set()).add(instance)
+            held.setdefault(track_id, set()).add(instance)  # a track holds one detection a frame: no other here
     return counts
