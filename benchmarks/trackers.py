@@ -36,7 +36,7 @@ from yolovis.eval.ytvis_eval import evaluate_vis
 from yolovis.track.build import build_tracker
 from yolovis.track.oracle import true_identities
 from yolovis.track.recorded import VideoDetections
-from yolovis.track.results import Appearance, Track, tracks_to_results
+from yolovis.track.results import Appearance, ResultRule, Track, tracks_to_results
 
 ABLATION = {  # name -> the memory tracker's settings changed
     "memory - motion (last mask as is)": {"motion": "none"},
@@ -198,9 +198,9 @@ def main() -> None:
             plain, ranked, seconds = [], [], 0.0
             for v in videos:
                 tracks, s = run_peer(kind, v)
-                plain += tracks_to_results(tracks, v.video_id, v.length, cats, memory.min_length)
-                ranked += tracks_to_results(tracks, v.video_id, v.length, cats, memory.min_length, 0.0,
-                                            memory.score_frames)  # fmt: skip
+                plain += tracks_to_results(tracks, v.video_id, v.length, cats, ResultRule(memory.min_length))
+                ranked += tracks_to_results(tracks, v.video_id, v.length, cats,
+                                            ResultRule(memory.min_length, 0.0, memory.score_frames))  # fmt: skip
                 seconds += s
             rows[name] = score(gt, plain, frames, seconds, threshold)
             rows[f"{name}, ranked as memory (score_frames {memory.score_frames})"] = score(

@@ -42,7 +42,7 @@ from yolovis.engine.diagnose import TRACKING_KEYS, diagnose_detections
 from yolovis.eval.ytvis_eval import evaluate_vis
 from yolovis.track.mask_iou import encode_masks
 from yolovis.track.recorded import FrameRecord, VideoDetections
-from yolovis.track.results import Appearance, Track, tracks_to_results
+from yolovis.track.results import Appearance, ResultRule, Track, tracks_to_results
 
 THREADS = 2  # what accuracy.py gives our model (its --threads default)
 CONF = 0.05  # our PostprocessConfig.score_threshold
@@ -338,7 +338,7 @@ def run_videos(
         videos.append(VideoDetections(video.id, video.height, video.width, frames))
         # Ours drops tracks shorter than min_length (and under min_score): ByteTrack's are filtered alike.
         results += tracks_to_results(tracks.values(), video.id, video.length, label_to_category,
-                                     cfg.min_length, cfg.min_score)  # fmt: skip
+                                     ResultRule(cfg.min_length, cfg.min_score))  # fmt: skip
     return videos, results
 
 

@@ -11,7 +11,7 @@ from yolovis.config import TrackerConfig
 from yolovis.io.results_writer import ResultsWriter
 from yolovis.model.detections import Detections
 from yolovis.track.build import build_tracker
-from yolovis.track.results import result_score_frames
+from yolovis.track.results import ResultRule
 
 
 def _frames(count: int, height: int = 48, width: int = 64, seed: int = 0) -> list[Detections]:
@@ -45,9 +45,7 @@ def test_streamed_results_equal_the_trackers_own(tmp_path, method):
     expected = json.dumps(whole.results(5, 62, [10, 20, 30]))
 
     streamed = build_tracker(cfg)
-    writer = ResultsWriter(
-        tmp_path / "results.json", 5, [10, 20, 30], cfg.min_length, cfg.min_score, result_score_frames(cfg)
-    )
+    writer = ResultsWriter(tmp_path / "results.json", 5, [10, 20, 30], ResultRule.of(cfg))
     popped = 0
     for t, det in enumerate(frames):
         streamed.update(t, det)

@@ -5,7 +5,7 @@ from pycocotools import mask as mask_utils
 
 from yolovis.config import TrackerConfig
 from yolovis.model.detections import Detections
-from yolovis.track import GreedyTracker, encode_masks, greedy_match, mask_iou, tracks_to_results
+from yolovis.track import GreedyTracker, ResultRule, encode_masks, greedy_match, mask_iou, tracks_to_results
 
 H, W = 40, 60
 
@@ -201,7 +201,7 @@ def test_precomputed_rles_give_the_same_tracks_and_live_tracks_stay_bounded():
 
 def test_tracks_to_results_drops_and_converts():
     tracker, _ = run([dets((0, 0, 10, 10, 0)), dets((0, 0, 10, 10, 1), (30, 20, 40, 30, 1))])
-    (long_track,) = tracks_to_results(tracker.tracks, 9, 3, label_to_category=[4, 8], min_length=2)
+    (long_track,) = tracks_to_results(tracker.tracks, 9, 3, [4, 8], ResultRule(min_length=2))
     assert long_track["video_id"] == 9 and long_track["segmentations"][2] is None
     assert long_track["category_id"] == 4  # a 1-1 vote: ties go to the higher total score, equal here: first seen
     assert long_track["score"] == pytest.approx(0.9)

@@ -11,7 +11,7 @@ from yolovis.engine.inference import Detector
 from yolovis.engine.stream import Profile, iter_tracked
 from yolovis.errors import UserError
 from yolovis.track.build import build_tracker
-from yolovis.track.results import result_score_frames
+from yolovis.track.results import ResultRule
 
 
 @dataclass
@@ -65,9 +65,7 @@ def track_video(detector: Detector, source: str | os.PathLike, out_dir: str | os
     cfg = detector.config.track
     tracker = build_tracker(cfg)
     mot = MotWriter(out / "tracks.txt")
-    results = ResultsWriter(
-        out / "results.json", 1, category_ids, cfg.min_length, cfg.min_score, result_score_frames(cfg)
-    )
+    results = ResultsWriter(out / "results.json", 1, category_ids, ResultRule.of(cfg))
     writer = VideoWriter(out / "overlay.mp4", frames.fps / options.stride) if options.video else None
     total = len(frames.files) if frames.kind == "images" else frames.expected or None
     bar = tqdm(total=total, desc=f"track {Path(str(source)).name}", unit="frame", dynamic_ncols=True,

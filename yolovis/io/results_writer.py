@@ -13,32 +13,34 @@ import json
 import os
 from pathlib import Path
 
-from yolovis.track.results import Track, rle_to_json, track_score
+from yolovis.track.results import ResultRule, Track, rle_to_json
 
 
 class ResultsWriter:
-    def __init__(self, path: str | os.PathLike, video_id: int, label_to_category: list[int] | None = None,
-                 min_length: int = 1, min_score: float = 0.0, score_frames: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self, path: str | os.PathLike, video_id: int, label_to_category: list[int] | None = None,
+        rule: ResultRule | None = None,
+    ) -> None:  # fmt: skip
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.video_id = video_id
         self.label_to_category = label_to_category
-        self.min_length, self.min_score, self.score_frames = min_length, min_score, score_frames
+        self.rule = rule or ResultRule()  # every track kept, ranked by its mean score
         self.spool_path = self.path.with_name(f".{self.path.name}.spool")
         self.tmp = self.path.with_name(f".{self.path.name}.tmp")
         self.spool = open(self.spool_path, "w+", encoding="ascii")  # noqa: SIM115 (closed by close() or abort())
         self.offsets: dict[int, int] = {}  # track id -> where its line starts in the spool
 
     def add(self, tracks: list[Track]) -> None:
-        """Tracks that will not change any more; those `tracks_to_results` would drop are dropped here."""
+        """Tracks that will not change any more; those the rule drops are dropped here."""
         for track in tracks:
-            if len(track.frames) < self.min_length or track.score < self.min_score:
+            if not self.rule.keeps(track):
                 continue
             label = track.label
             category = self.label_to_category[label] if self.label_to_category is not None else label
             frames = sorted(track.frames.items())
             size = [int(s) for s in frames[0][1].rle["size"]]
-            line = {"category_id": int(category), "score": float(track_score(track, self.score_frames)), "size": size,
+            line = {"category_id": int(category), "score": float(self.rule.score(track)), "size": size,
                     "frames": [[t, rle_to_json(a.rle)["counts"]] for t, a in frames]}  # fmt: skip
             self.offsets[track.track_id] = self.spool.tell()
             self.spool.write(json.dumps(line) + "\n")

@@ -16,7 +16,7 @@ import numpy as np
 from yolovis.config import TrackerConfig
 from yolovis.model.detections import Detections
 from yolovis.track.mask_iou import encode_selected, mask_iou
-from yolovis.track.results import Appearance, Track, split_final, tracks_to_results
+from yolovis.track.results import Appearance, ResultRule, Track, split_final, tracks_to_results
 
 
 def greedy_match(cost: np.ndarray, gate: float, margin: float) -> list[tuple[int, int]]:
@@ -111,6 +111,4 @@ class GreedyTracker:
 
     def results(self, video_id: int, length: int, label_to_category: list[int] | None = None) -> list[dict]:
         """YouTube-VIS results of this video: one entry per kept track, `length` segmentations, null where absent."""
-        return tracks_to_results(
-            self.tracks, video_id, length, label_to_category, self.cfg.min_length, self.cfg.min_score
-        )
+        return tracks_to_results(self.tracks, video_id, length, label_to_category, ResultRule.of(self.cfg))

@@ -36,7 +36,7 @@ from yolovis.model.detections import Detections
 from yolovis.track import kalman
 from yolovis.track.greedy import greedy_match
 from yolovis.track.mask_iou import MaskCrop, encode_selected, rle_boxes, shifted_crop_iou
-from yolovis.track.results import Appearance, Track, result_score_frames, split_final, tracks_to_results
+from yolovis.track.results import Appearance, ResultRule, Track, split_final, tracks_to_results
 
 INFEASIBLE = 1e6  # cost of a pair the gate rules out: never chosen by the assignment
 REFIND_COST = 0.5  # base cost of finding a lost track again by appearance alone: any overlapping pair is cheaper
@@ -336,12 +336,4 @@ class MemoryTracker:
 
     def results(self, video_id: int, length: int, label_to_category: list[int] | None = None) -> list[dict]:
         """YouTube-VIS results of this video: one entry per kept track, `length` segmentations, null where absent."""
-        return tracks_to_results(
-            self.tracks,
-            video_id,
-            length,
-            label_to_category,
-            self.cfg.min_length,
-            self.cfg.min_score,
-            result_score_frames(self.cfg),
-        )
+        return tracks_to_results(self.tracks, video_id, length, label_to_category, ResultRule.of(self.cfg))

@@ -20,7 +20,7 @@ from yolovis.data.annotations import VISAnnotations
 from yolovis.data.masks import to_rle
 from yolovis.track.mask_iou import mask_iou
 from yolovis.track.recorded import VideoDetections
-from yolovis.track.results import Appearance, Track, result_score_frames, tracks_to_results
+from yolovis.track.results import Appearance, ResultRule, Track, tracks_to_results
 
 ORACLE_IOU = 0.5
 
@@ -90,15 +90,7 @@ def oracle_results(
     """YouTube-VIS results of perfect association, filtered and scored as the tracker's (`cfg.min_length`,
     `cfg.min_score`, `score_frames`)."""
     tracks = oracle_tracks(video, ann, tracker_ids, identities)
-    return tracks_to_results(
-        tracks,
-        video.video_id,
-        video.length,
-        label_to_category,
-        cfg.min_length,
-        cfg.min_score,
-        result_score_frames(cfg),
-    )
+    return tracks_to_results(tracks, video.video_id, video.length, label_to_category, ResultRule.of(cfg))
 
 
 CHANGE_KINDS = ("new_track", "other_instance", "own_older")

@@ -60,6 +60,28 @@ def track_score(track: Track, score_frames: int = 0) -> float:
     return score
 
 
+@dataclass(frozen=True)
+class ResultRule:
+    """Which tracks become results and how each is ranked: tracks seen on fewer than `min_length` frames or
+    whose mean score is below `min_score` are dropped; `score_frames`: see `track_score`. Every producer of
+    results (the trackers, the oracle, the streamed `ResultsWriter`) applies one such rule."""
+
+    min_length: int = 1
+    min_score: float = 0.0
+    score_frames: int = 0
+
+    @classmethod
+    def of(cls, cfg: TrackerConfig) -> ResultRule:
+        """The configured tracker's rule; the paper's greedy tracker ranks by the plain mean (SPEC §5)."""
+        return cls(cfg.min_length, cfg.min_score, cfg.score_frames if cfg.method == "memory" else 0)
+
+    def keeps(self, track: Track) -> bool:
+        return len(track.frames) >= self.min_length and track.score >= self.min_score
+
+    def score(self, track: Track) -> float:
+        return track_score(track, self.score_frames)
+
+
 def split_final(tracks: list[Track], live: Iterable[Track]) -> tuple[list[Track], list[Track]]:
     """(final, kept): the tracks no longer in `live` (they can never be matched again, so their results are
     final: what lets `yolovis track` stream a long video's results to disk) and the others, in order."""
@@ -101,20 +123,9 @@ def tracks_to_results(
     video_id: int,
     length: int,
     label_to_category: list[int] | None = None,
-    min_length: int = 1,
-    min_score: float = 0.0,
-    score_frames: int = 0,
+    rule: ResultRule = ResultRule(),
 ) -> list[dict]:
-    """Results of one video of `length` frames; tracks seen on fewer than `min_length` frames or whose mean
-    score is below `min_score` are dropped; each is scored by `track_score(track, score_frames)`.
+    """Results of one video of `length` frames: the tracks `rule` keeps, each scored by it.
     `label_to_category` maps contiguous labels to dataset category ids."""
-    return [
-        track_to_result(track, video_id, length, label_to_category, score_frames)
-        for track in tracks
-        if len(track.frames) >= min_length and track.score >= min_score
-    ]
-
-
-def result_score_frames(cfg: TrackerConfig) -> int:
-    """`score_frames` as the configured tracker uses it: the paper's greedy tracker ranks by the plain mean."""
-    return cfg.score_frames if cfg.method == "memory" else 0
+    return [track_to_result(track, video_id, length, label_to_category, rule.score_frames)
+            for track in tracks if rule.keeps(track)]  # fmt: skip
