@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.ops import box_iou
 
 from yolovis.cli import main as cli_main
@@ -138,7 +139,8 @@ def test_epoch_batches_split_across_processes():
 def test_cli_train_writes_a_complete_run(tiny_data, tmp_path):
     run = tmp_path / "run"
     code = cli_main(["train", str(tiny_data), "--val", str(tiny_data), "--out", str(run), "--img-size", "96x64",
-                     "--epochs", "1", "--batch-size", "4", "--set", "train.workers=0"])  # fmt: skip
+                     "--epochs", "1", "--batch-size", "4", "--set", "train.workers=0",
+                     "--set", "train.log_every_steps=2"])  # fmt: skip
     assert code == 0
     for name in ("last.pt", "best.pt", "metrics.csv", "config.yaml"):
         assert (run / name).is_file(), name
@@ -148,6 +150,11 @@ def test_cli_train_writes_a_complete_run(tiny_data, tmp_path):
     ckpt = read_checkpoint(run / "last.pt")
     assert {"model", "ema", "optimizer", "scaler", "state", "rng", "config", "categories"} <= set(ckpt)
     assert ckpt["config"]["img_size"] == [64, 96] and ckpt["state"]["epoch"] == 1
+    steps = EventAccumulator(str(run / "tensorboard"))
+    steps.Reload()  # the loss of every window of 2 steps, beside the epoch's mean
+    logged = [e.step for e in steps.Scalars("steps/loss")]
+    assert logged and logged == list(range(2, ckpt["state"]["global_step"] + 1, 2))
+    assert "train/loss" in steps.Tags()["scalars"]
     det = Detector.from_checkpoint(run / "best.pt")
     assert det.num_classes == 2 and [c["id"] for c in det.categories] == [1, 2]
 

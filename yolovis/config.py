@@ -103,6 +103,9 @@ class TrainConfig:
     max_steps: int = 0  # 0 = no limit; else the run (and its schedule) ends after this many optimizer steps
     freeze_backbone_epochs: int = 0  # the original froze the (pretrained) backbone for its first epochs
     checkpoint_every_steps: int = 50  # RUN/last.pt also mid-epoch, so that a killed run resumes where it was
+    # TensorBoard also gets the mean of every logged loss and weight over each window of this many steps
+    # (`steps/...`), so that a short run's curves have more than one point per epoch; 0 = per epoch only.
+    log_every_steps: int = 10
     val_every_epochs: int = 1
     # With an association head, each frame of a batch comes with another frame of its video at most this many
     # frames away (so that the contrastive loss sees every instance twice); 0 = independent frames.

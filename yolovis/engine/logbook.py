@@ -36,6 +36,11 @@ class Logbook:
         summary = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k in SUMMARY_KEYS)
         print(f"epoch {metrics['epoch']}: {summary}", flush=True)
 
+    def add_window(self, means: dict[str, float], step: int) -> None:
+        """The mean losses of the last `train.log_every_steps` steps, to TensorBoard only (`steps/...`)."""
+        for k, v in means.items():
+            self.writer.add_scalar(f"steps/{k}", v, step)
+
     def close(self) -> None:
         self.writer.close()
 

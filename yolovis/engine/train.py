@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,10 +44,15 @@ class TrainResult:
 
 
 def train_one_epoch(
-    run: Run, data: SeededFrames, total_steps: int, partners: list[list[int]] | None = None
+    run: Run,
+    data: SeededFrames,
+    total_steps: int,
+    partners: list[list[int]] | None = None,
+    on_window: Callable[[dict[str, float], int], None] | None = None,
 ) -> dict[str, float]:
     """The rest of epoch `run.state.epoch` from step `run.state.step_in_epoch`; returns its mean losses.
-    `partners`: per frame, the frames of its video that may join it in a batch (see `epoch_batches`)."""
+    `partners`: per frame, the frames of its video that may join it in a batch (see `epoch_batches`).
+    `on_window(means, global_step)` gets the mean losses of every `train.log_every_steps` steps."""
     tc, state, place, device = run.cfg.train, run.state, run.place, run.device
     batches = epoch_batches(len(data), tc.batch_size, tc.seed, state.epoch, place.rank, place.size, partners)
     batches = batches[state.step_in_epoch :]
@@ -58,7 +64,8 @@ def train_one_epoch(
         run.network.backbone.eval()  # frozen: its BN statistics stay those it was initialised with
     use_amp = tc.amp and device.type == "cuda"
     sums: dict[str, float] = {}
-    steps = 0
+    window: dict[str, float] = {}
+    steps = window_steps = 0
     bar = tqdm(loader, total=state.step_in_epoch + len(batches), initial=state.step_in_epoch, unit="batch",
                desc=f"epoch {state.epoch + 1}/{tc.epochs}", disable=not place.is_main, dynamic_ncols=True)  # fmt: skip
     for images, targets in bar:
@@ -88,6 +95,11 @@ def train_one_epoch(
         steps += 1
         for k, v in log.items():
             sums[k] = sums.get(k, 0.0) + v
+            window[k] = window.get(k, 0.0) + v
+        window_steps += 1
+        if on_window is not None and tc.log_every_steps > 0 and state.global_step % tc.log_every_steps == 0:
+            on_window({k: v / window_steps for k, v in window.items()}, state.global_step)  # a resume: fewer
+            window, window_steps = {}, 0
         bar.set_postfix(loss=f"{log['loss']:.3f}", lr=f"{lr:.2e}")
         # Every rank stops at the same step: the time budget is decided by all, the step budget is the same.
         stop = run_out(run) or state.global_step >= total_steps
@@ -149,7 +161,7 @@ def train(
         partners = data.partner_candidates(tc.pair_gap) if pairs else None
         run.clock.start = time.monotonic()  # the budget is training time: set-up and data indexing do not count
         while state.epoch < tc.epochs and state.global_step < total_steps and not run_out(run):
-            means = train_one_epoch(run, frames, total_steps, partners)
+            means = train_one_epoch(run, frames, total_steps, partners, logbook.add_window if logbook else None)
             metrics = {"epoch": state.epoch + 1, "step": state.global_step, **means}
             last = run_out(run) or state.epoch + 1 >= tc.epochs or state.global_step >= total_steps
             if validator is not None and ((state.epoch + 1) % tc.val_every_epochs == 0 or last):
