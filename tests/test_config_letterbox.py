@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -50,6 +52,16 @@ def test_letterbox_round_trip(h, w):
         assert (out[0] == PAD_VALUE).all()
     if info.pad_x >= 1:
         assert (out[:, 0] == PAD_VALUE).all()
+
+
+def test_letterbox_takes_read_only_frames_silently():
+    image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    frozen = image.copy()
+    frozen.flags.writeable = False  # what np.asarray gives for a PIL image
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, _ = letterbox_image(frozen, 32, 32)
+    np.testing.assert_array_equal(out, letterbox_image(image, 32, 32)[0])
 
 
 def test_letterbox_rejects_bad_frames():

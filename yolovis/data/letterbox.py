@@ -67,6 +67,8 @@ def letterbox_image(image: np.ndarray, input_h: int, input_w: int) -> tuple[np.n
     new_h, new_w = info.resized_hw
     # uint8 in, uint8 out: torch resizes an (H, W, 3) uint8 image (channels-last memory) with its vectorised
     # fixed-point kernel, 2.4x (720p) to 3.3x (1080p) faster than through float32, within 1 grey level of it.
+    if not image.flags.writeable:  # np.asarray(PIL image): torch warns on read-only memory, though it only reads
+        image = image.copy()
     tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
     if (new_h, new_w) != (info.orig_h, info.orig_w):
         tensor = F.interpolate(tensor, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
