@@ -67,6 +67,20 @@ def test_head_parameter_count_by_hand():
     assert sum(p.numel() for p in model.head.parameters()) == expected
 
 
+def test_head_initialisation():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(scale="tiny", num_classes=40))
+    for pred in model.head.preds:
+        fan_in = pred.weight.shape[1]
+        weight = pred.weight.detach().view(6, 5 + 40, fan_in)
+        bias = pred.bias.detach().view(6, 5 + 40)
+        # Class rows at unit gain; box and objectness rows keep PyTorch's default (uniform, 1/sqrt(3) of it).
+        assert weight[:, 5:].std().item() == pytest.approx(fan_in**-0.5, rel=0.05)
+        assert weight[:, :5].abs().max().item() <= fan_in**-0.5 and weight[:, :5].std().item() < 0.7 * fan_in**-0.5
+        torch.testing.assert_close(torch.sigmoid(bias[:, 4]), torch.full((6,), 0.01))
+        assert not bias[:, :4].any() and not bias[:, 5:].any()
+
+
 def test_backward_reaches_every_parameter():
     model = without_proposals(build_model(ModelConfig(scale="tiny", num_classes=3, mask_fc=True)).train())
     rois = [torch.tensor([[8.0, 8.0, 40.0, 50.0]]), torch.tensor([[0.0, 0, 64, 64]])]
