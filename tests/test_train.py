@@ -58,7 +58,7 @@ def test_tiny_model_overfits_a_handful_of_frames(tmp_path):
     optimizer = build_optimizer(model, criterion, cfg.train)
     x = images.float() / 255
     raw = []
-    for _ in range(110):
+    for _ in range(150):
         apply_lr(optimizer, cfg.train, 0.5, False)
         loss, log = criterion(model(x, targets), targets)
         raw.append(log["box"] + log["obj"] + log["cls"] + log["mask"])
