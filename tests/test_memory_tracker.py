@@ -248,10 +248,10 @@ def test_a_lost_object_is_found_again_by_appearance_within_reach_only():
 
 def test_a_lost_object_that_stopped_is_found_where_it_was():
     # Moving right 4 px per frame, then hidden 3 frames, during which it stopped: the Kalman filter predicts it
-    # further right; its mask where it was last seen still overlaps (`lost_static`).
+    # further right; its mask where it was last seen still overlaps (`lost_static`, off by default).
     frames = [dets((4 * t, 10, 4 * t + 12, 22, 0)) for t in range(6)] + [dets()] * 3
     frames += [dets((21, 10, 33, 22, 0))] * 2
-    _, ids = run(frames, memory(max_jump=0.0))
+    _, ids = run(frames, memory(max_jump=0.0, lost_static=True))
     assert ids[-1] == [1]
-    _, ids = run(frames, memory(max_jump=0.0, lost_static=False))
+    _, ids = run(frames, memory(max_jump=0.0))
     assert ids[-1] == [2]
