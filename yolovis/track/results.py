@@ -99,7 +99,11 @@ def rle_to_json(rle: dict) -> dict:
 
 
 def track_to_result(
-    track: Track, video_id: int, length: int, label_to_category: list[int] | None = None, score_frames: int = 0
+    track: Track,
+    video_id: int,
+    length: int,
+    label_to_category: list[int] | None = None,
+    rule: ResultRule = ResultRule(),
 ) -> dict:
     if not track.frames:
         raise ValueError(f"video {video_id}: track {track.track_id} has no frame")
@@ -113,7 +117,7 @@ def track_to_result(
     return {
         "video_id": int(video_id),
         "category_id": int(label_to_category[label]) if label_to_category is not None else int(label),
-        "score": float(track_score(track, score_frames)),
+        "score": float(rule.score(track)),
         "segmentations": segmentations,
     }
 
@@ -127,5 +131,5 @@ def tracks_to_results(
 ) -> list[dict]:
     """Results of one video of `length` frames: the tracks `rule` keeps, each scored by it.
     `label_to_category` maps contiguous labels to dataset category ids."""
-    return [track_to_result(track, video_id, length, label_to_category, rule.score_frames)
+    return [track_to_result(track, video_id, length, label_to_category, rule)
             for track in tracks if rule.keeps(track)]  # fmt: skip
