@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from yolovis.track.results import ResultRule, Track, rle_to_json
+from yolovis.track.results import ResultRule, Track, category_of, rle_to_json
 
 
 class ResultsWriter:
@@ -36,11 +36,10 @@ class ResultsWriter:
         for track in tracks:
             if not self.rule.keeps(track):
                 continue
-            label = track.label
-            category = self.label_to_category[label] if self.label_to_category is not None else label
             frames = sorted(track.frames.items())
             size = [int(s) for s in frames[0][1].rle["size"]]
-            line = {"category_id": int(category), "score": float(self.rule.score(track)), "size": size,
+            line = {"category_id": category_of(track, self.label_to_category),
+                    "score": float(self.rule.score(track)), "size": size,
                     "frames": [[t, rle_to_json(a.rle)["counts"]] for t, a in frames]}  # fmt: skip
             self.offsets[track.track_id] = self.spool.tell()
             self.spool.write(json.dumps(line) + "\n")

@@ -98,6 +98,12 @@ def rle_to_json(rle: dict) -> dict:
     }
 
 
+def category_of(track: Track, label_to_category: list[int] | None = None) -> int:
+    """The dataset category id of a track's voted label (`label_to_category` maps contiguous labels to ids)."""
+    label = track.label
+    return int(label_to_category[label]) if label_to_category is not None else int(label)
+
+
 def track_to_result(
     track: Track,
     video_id: int,
@@ -113,10 +119,9 @@ def track_to_result(
     segmentations: list[dict | None] = [None] * length
     for t, appearance in track.frames.items():
         segmentations[t] = rle_to_json(appearance.rle)
-    label = track.label
     return {
         "video_id": int(video_id),
-        "category_id": int(label_to_category[label]) if label_to_category is not None else int(label),
+        "category_id": category_of(track, label_to_category),
         "score": float(rule.score(track)),
         "segmentations": segmentations,
     }
