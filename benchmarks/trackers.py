@@ -44,6 +44,7 @@ ABLATION = {  # name -> the memory tracker's settings changed
     "memory - Hungarian (greedy rules)": {"assignment": "greedy", "gate": 0.99},
     "memory - lost tracks (max_age 1)": {"max_age": 1},
     "memory - jumps (stage three)": {"max_jump": 0.0},
+    "memory - confirmed tracks first (one stage-one assignment)": {"confirmed_first": False},
     "memory + lost mask where last seen": {"lost_static": True},
     "memory - duplicates start no track": {"duplicate_overlap": 1.0},
     "memory - appearance": {"appearance_weight": 0.0, "reid_distance": 0.0},

@@ -163,6 +163,17 @@ def test_a_tentative_track_missed_once_is_forgotten():
     assert ids == [[1], [], [1]]  # on the first frame, objects are confirmed at once
 
 
+def test_a_confirmed_track_is_matched_before_a_tentative_one_beside_it():
+    # Frame 1: a false detection beside the object starts a tentative track (too little inside the object's mask
+    # to be a duplicate). Frame 2: the object's detection overlaps that track's mask (IoU 2/3) more than its own
+    # track's (1/3); the confirmed track is served first and keeps its object.
+    frames = [dets((10, 10, 30, 30, 0)), dets((10, 10, 30, 30, 0), (24, 10, 44, 30, 0)), dets((20, 10, 40, 30, 0))]
+    _, ids = run(frames, memory())
+    assert ids == [[1], [1, 2], [1]]
+    _, ids = run(frames, memory(confirmed_first=False))  # one assignment over all: the closer tentative track wins
+    assert ids == [[1], [1, 2], [2]]
+
+
 def test_order_of_detections_does_not_change_identities():
     a = [(2 * t, 0, 2 * t + 10, 10, 0) for t in range(6)]
     b = [(40 - 2 * t, 20, 50 - 2 * t, 30, 0) for t in range(6)]

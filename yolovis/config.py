@@ -144,11 +144,13 @@ class TrackerConfig:
     new_track_threshold: float = 0.3  # unmatched detections scoring less start no track
     duplicate_overlap: float = 0.5  # an unmatched detection this much inside a matched one's mask starts no track
     max_jump: float = 2.0  # stage three: a track seen a frame ago may jump this many box sizes; 0 = off
-    jump_lost_frames: int = 2  # ... and so may one lost for up to this many processed frames
+    jump_lost_frames: int = 3  # ... and so may one lost for up to this many processed frames
     # A lost track's mask is also compared where it was last seen (it may have stopped behind an occluder). Off: on
     # twelve recorded sets it took identities across crossings more often than it found stopped objects
     # (docs/tracking.md).
     lost_static: bool = False
+    # stage one matches the confirmed tracks (two hits or more) first; tentative ones take the detections left
+    confirmed_first: bool = True
     fuse_score: bool = False  # similarity x detection score in the cost (ByteTrack's fuse_score)
     appearance_weight: float = 0.5  # share of the appearance distance in the cost, where embeddings exist
     embedding_momentum: float = 0.9  # a track's embedding: this much of the old one, the rest the new

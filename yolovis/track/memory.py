@@ -8,7 +8,8 @@ Per processed frame:
    included, on cost = 1 - mask IoU (moved masks) + class penalty. Where the detections carry association
    embeddings, the appearance distance is blended in for overlapping pairs (`appearance_weight`), and a lost
    track may be found again by appearance alone near where it was (`reid_distance`, `reid_reach`). One global
-   assignment (Hungarian, `assignment`) among the pairs under the gate;
+   assignment (Hungarian, `assignment`) among the pairs under the gate; the confirmed tracks first, then the
+   tentative ones on the detections left (`confirmed_first`, ByteTrack's order);
 3. stage two (`low_threshold` > 0, as ByteTrack): the weak detections against the tracks seen in the previous
    processed frame and left unmatched, on mask IoU alone with a stricter gate (`low_gate`);
 4. stage three (`max_jump`): a confident detection that overlaps nothing continues a track of the same class
@@ -146,9 +147,18 @@ class MemoryTracker:
         high = [i for i in kept if scores[i] >= cfg.detection_threshold]
         low = [i for i in kept if scores[i] < cfg.detection_threshold]
 
-        # Stage one: confident detections against every live track.
-        everyone = list(range(len(self.live)))
-        pairs = self._match(high, everyone, crops, labels, scores, boxes, embeddings, cfg.gate, True)
+        # Stage one: confident detections against every live track; a tentative track (one hit, often a false
+        # detection's) takes only what the confirmed tracks left, so it cannot outbid the track it sits beside.
+        if cfg.confirmed_first:
+            confirmed = [j for j, t in enumerate(self.live) if t.confirmed]
+            pairs = self._match(high, confirmed, crops, labels, scores, boxes, embeddings, cfg.gate, True)
+            taken = {i for i, _ in pairs}
+            tentative = [j for j, t in enumerate(self.live) if not t.confirmed]
+            pairs += self._match([i for i in high if i not in taken], tentative, crops, labels, scores, boxes,
+                                 embeddings, cfg.gate, True)  # fmt: skip
+        else:
+            everyone = list(range(len(self.live)))
+            pairs = self._match(high, everyone, crops, labels, scores, boxes, embeddings, cfg.gate, True)
         matched_tracks = {j for _, j in pairs}
         # Stage two: weak detections continue the tracks that were there a frame ago and are still unmatched.
         recent = [j for j, t in enumerate(self.live) if j not in matched_tracks and t.missed == 0 and t.confirmed]
