@@ -38,6 +38,7 @@ import torch
 from pycocotools import mask as mask_utils
 
 from yolovis.config import Config, TrackerConfig, load_config
+from yolovis.data.masks import to_rle
 from yolovis.engine.checkpoint import checkpoint_config, read_checkpoint, save_inference_checkpoint
 from yolovis.engine.inference import Detector
 from yolovis.engine.stream import Profile
@@ -323,11 +324,6 @@ def synth_video(path: Path, frames: int, size: tuple[int, int], classes: int) ->
     writer.close()
 
 
-def _rle(segmentation: dict) -> dict:
-    counts = segmentation["counts"]
-    return {**segmentation, "counts": counts.encode() if isinstance(counts, str) else counts}
-
-
 def compare_results(results: list[dict], reference: list[dict], tolerance: float = 1e-4) -> str:
     """Whether two runtimes gave the same tracks: "same" (every segmentation equal), "same tracks, mask IoU >= x"
     (videos, categories, frames present and scores within `tolerance` equal; masks within float noise, as a pixel
@@ -343,7 +339,7 @@ def compare_results(results: list[dict], reference: list[dict], tolerance: float
             if (a is None) != (b is None):
                 return "DIFFER"
             if a is not None and a != b:
-                worst = min(worst, float(mask_utils.iou([_rle(a)], [_rle(b)], [0])[0, 0]))
+                worst = min(worst, float(mask_utils.iou([to_rle(a, *a["size"])], [to_rle(b, *b["size"])], [0])[0, 0]))
     return "same" if worst == 1.0 else f"same tracks, mask IoU >= {worst:.5f}" if worst >= 0.99 else "DIFFER"
 
 
