@@ -150,15 +150,14 @@ class MemoryTracker:
         # Stage one: confident detections against every live track; a tentative track (one hit, often a false
         # detection's) takes only what the confirmed tracks left, so it cannot outbid the track it sits beside.
         if cfg.confirmed_first:
-            confirmed = [j for j, t in enumerate(self.live) if t.confirmed]
-            pairs = self._match(high, confirmed, crops, labels, scores, boxes, embeddings, cfg.gate, True)
-            taken = {i for i, _ in pairs}
-            tentative = [j for j, t in enumerate(self.live) if not t.confirmed]
-            pairs += self._match([i for i in high if i not in taken], tentative, crops, labels, scores, boxes,
-                                 embeddings, cfg.gate, True)  # fmt: skip
+            groups = [[j for j, t in enumerate(self.live) if t.confirmed == first] for first in (True, False)]
         else:
-            everyone = list(range(len(self.live)))
-            pairs = self._match(high, everyone, crops, labels, scores, boxes, embeddings, cfg.gate, True)
+            groups = [list(range(len(self.live)))]
+        pairs = []
+        for tracks in groups:
+            taken = {i for i, _ in pairs}
+            left = [i for i in high if i not in taken]
+            pairs += self._match(left, tracks, crops, labels, scores, boxes, embeddings, cfg.gate, True)
         matched_tracks = {j for _, j in pairs}
         # Stage two: weak detections continue the tracks that were there a frame ago and are still unmatched.
         recent = [j for j, t in enumerate(self.live) if j not in matched_tracks and t.missed == 0 and t.confirmed]
