@@ -78,8 +78,70 @@ def test_sampler_pairs_each_frame_with_another_of_its_video(tmp_path):
     batches = epoch_batches(len(ds), 4, seed=0, epoch=1, partners=partners)
     assert len(batches) == len(ds) // 4 and all(len(b) == 4 for b in batches)
     for batch in batches:
-        for (_, anchor), (_, partner, view) in zip(batch[0::2], batch[1::2], strict=True):
-            assert partner in partners[anchor] and view == 1
+        for (_, anchor, view0, pair0), (_, partner, view, pair) in zip(batch[0::2], batch[1::2], strict=True):
+            assert partner in partners[anchor] and (view0, view) == (0, 1) and pair0 == pair == anchor
     assert batches == epoch_batches(len(ds), 4, seed=0, epoch=1, partners=partners)  # seeded: resumable
     seeded = SeededFrames(ds, 0)
     assert seeded[batches[0][1]].video_id == seeded[batches[0][0]].video_id
+
+
+def test_the_two_frames_of_a_pair_share_their_colour_jitter(tmp_path):
+    # Lighting changes little over a few frames of a video; jittered apart, the pair would teach the association
+    # head that colour does not identify an object. With only HSV jitter on, a frame paired with itself comes
+    # back pixel for pixel, and under another pair's draw it does not; geometry stays each view's own draw.
+    from yolovis.data.augment import AugmentConfig
+
+    generate(tmp_path, SynthConfig(videos=2, frames=4, classes=2, width=96, height=64, seed=3))
+    hsv_only = AugmentConfig(flip=0.0, scale=0.0, translate=0.0, mosaic=0.0, hsv_h=0.1, hsv_s=0.7, hsv_v=0.4)
+    ds = SeededFrames(YTVISDataset(tmp_path / "instances.json", img_size=(64, 96), augment=hsv_only), seed=0)
+    anchor, partner, other = ds[(1, 2, 0, 2)].image, ds[(1, 2, 1, 2)].image, ds[(1, 2, 1, 5)].image
+    assert torch.equal(anchor, partner)
+    assert not torch.equal(anchor, other)
+    unpaired = [ds[(1, 2)].image, ds[(1, 2, 1)].image]  # outside pairs, each view draws its own gains
+    assert not torch.equal(*unpaired)
+    geometric = AugmentConfig(flip=0.0, scale=0.3, translate=0.2, mosaic=0.0, hsv_h=0.0, hsv_s=0.0, hsv_v=0.0)
+    ds = SeededFrames(YTVISDataset(tmp_path / "instances.json", img_size=(64, 96), augment=geometric), seed=0)
+    assert not torch.equal(ds[(1, 2, 0, 2)].image, ds[(1, 2, 1, 2)].image)
+
+
+def test_masked_mean_averages_under_the_mask_by_hand():
+    from yolovis.model.assoc_head import masked_mean
+
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    weights = torch.zeros(1, 8, 8)
+    weights[0, :4, :4] = 1.0  # the top-left quarter: cells 0, 1, 4, 5 of the 4x4 features
+    assert masked_mean(x, weights).item() == pytest.approx((0 + 1 + 4 + 5) / 4, abs=0.02)  # the 1e-3 floor
+    assert masked_mean(x, torch.zeros(1, 8, 8)).item() == pytest.approx(x.mean().item())  # empty: the box
+    assert masked_mean(x, None).item() == pytest.approx(7.5)
+
+
+def test_the_colour_head_tells_apart_objects_that_differ_only_in_colour():
+    # Same embedding maps, same box, same mask: only the image's colour under the mask differs.
+    model = build_model(ModelConfig(scale="tiny", num_classes=2, assoc_dim=16)).eval()
+    head = model.assoc_head
+    embeddings = [torch.zeros(1, 32, 64 // s, 64 // s) for s in model.strides]
+    box = [torch.tensor([[8.0, 8.0, 40.0, 40.0]])]
+    mask = torch.ones(1, 28, 28)
+    red, blue = torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 64, 64)
+    red[:, 0], blue[:, 2] = 1.0, 1.0
+    with torch.no_grad():
+        a = head(embeddings, box, [F.avg_pool2d(red, 4)], mask)
+        b = head(embeddings, box, [F.avg_pool2d(blue, 4)], mask)
+        a2 = head(embeddings, box, [F.avg_pool2d(red, 4)], mask)
+    assert torch.equal(a, a2) and not torch.allclose(a, b, atol=1e-3)
+    assert a.norm().item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_checkpoint_from_before_the_colour_head_loads_as_it_was_trained(tmp_path):
+    from yolovis.config import Config
+    from yolovis.engine.checkpoint import load_model, save_inference_checkpoint
+
+    cfg = Config()
+    cfg.model = ModelConfig(scale="tiny", num_classes=2, assoc_dim=16, assoc_colour=False)
+    save_inference_checkpoint(tmp_path / "old.pt", config=cfg)
+    ckpt = torch.load(tmp_path / "old.pt", weights_only=False)
+    del ckpt["config"]["model"]["assoc_colour"]  # as written before the key existed
+    torch.save(ckpt, tmp_path / "old.pt")
+    model, config, _ = load_model(tmp_path / "old.pt")
+    assert config.model.assoc_colour is False and not model.assoc_head.colour
+    assert ModelConfig().assoc_colour is True  # new models get the colour path

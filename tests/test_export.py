@@ -199,3 +199,26 @@ def test_predict_diagnose_and_video_tracker_take_the_exported_folder(setup, expo
     assert len(want) == len(got) > 0 and [r["category_id"] for r in want] == [r["category_id"] for r in got]
     tracked = list(VideoTracker.from_checkpoint(exported[1])(video))
     assert len(tracked) == 6 and all(f.detections.masks.shape[1:] == (96, 160) for f in tracked)
+
+
+def test_an_exported_colour_association_head_gives_the_checkpoints_embeddings(setup, tmp_path):
+    # The colour map is a network output like the embedding maps: the exported graph hands it to the RoI heads.
+    pytest.importorskip("onnxruntime")
+    root, _, frames, _ = setup
+    cfg = load_config(Config, None, ["model.num_classes=3", "img_size=[96, 160]", "postprocess.score_threshold=0.0",
+                                     "postprocess.max_per_image=8", "model.assoc_dim=16"])  # fmt: skip
+    torch.manual_seed(0)
+    model = build_model(cfg.model, cfg.postprocess)
+    assert model.assoc_head.colour
+    with torch.no_grad():
+        for pred in model.head.preds:
+            pred.weight.mul_(8.0)
+    ckpt = tmp_path / "assoc.pt"
+    categories = json.loads((root / "data" / "instances.json").read_text())["categories"]
+    save_inference_checkpoint(ckpt, config=cfg, categories=categories, model=model)
+    summary = export_checkpoint(ckpt, "onnx")
+    assert summary.max_abs_diff < 1e-4
+    reference, runtime = Detector.from_checkpoint(ckpt), Detector.from_checkpoint(summary.folder)
+    for want, got in zip(reference(frames[:2]), runtime(frames[:2]), strict=True):
+        assert want.embeddings is not None and want.embeddings.shape == (len(want), 16)
+        torch.testing.assert_close(got.embeddings, want.embeddings, atol=1e-3, rtol=0)

@@ -50,6 +50,9 @@ class ModelConfig:
     # reach past a box that cut the object short. 1 = the box itself, as the report.
     mask_roi_scale: float = 1.0
     assoc_dim: int = 0  # the association head's embedding size (appearance for the tracker); 0 = no head
+    # The association head also sees the frame's colours under each predicted mask (`model/assoc_head.py`);
+    # checkpoints from before it read as false (the head pooled the embedding maps alone).
+    assoc_colour: bool = True
     # Training RoIs of the mask head: the ground-truth boxes plus the network's own boxes, kept few and loose.
     train_proposals: int = 8  # predicted boxes per image
     train_proposal_score: float = 0.05
@@ -174,7 +177,7 @@ class ConfigError(UserError):
 # Model keys added after the first release, with the value that a config written before them meant: a stored
 # config (a checkpoint's, an exported folder's) without the key describes a network built that way, whatever
 # the default has become since.
-MODEL_KEYS_ADDED: dict[str, Any] = {"assoc_dim": 0, "mask_roi_scale": 1.0}
+MODEL_KEYS_ADDED: dict[str, Any] = {"assoc_dim": 0, "mask_roi_scale": 1.0, "assoc_colour": False}
 
 
 def with_model_keys_of_its_time(saved: dict) -> dict:

@@ -128,18 +128,26 @@ def hsv_jitter(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) 
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
-def augment_frame(frame: FrameArrays, cfg: AugmentConfig, rng: np.random.Generator) -> FrameArrays:
-    """Random flip / scale / translation and HSV jitter of one letterboxed frame (same output size)."""
+def augment_frame(
+    frame: FrameArrays, cfg: AugmentConfig, rng: np.random.Generator, colour_rng: np.random.Generator | None = None
+) -> FrameArrays:
+    """Random flip / scale / translation and HSV jitter of one letterboxed frame (same output size); the HSV
+    gains come from `colour_rng` when given (two frames of a training pair share their lighting)."""
     hw = frame.image.shape[:2]
     if cfg.flip > 0 or cfg.scale > 0 or cfg.translate > 0:
         frame = warp_frame(frame, random_affine(hw, hw, cfg, rng), hw)
-    frame.image = hsv_jitter(frame.image, cfg, rng)
+    frame.image = hsv_jitter(frame.image, cfg, colour_rng or rng)
     return frame
 
 
-def mosaic(frames: list[FrameArrays], cfg: AugmentConfig, rng: np.random.Generator) -> FrameArrays:
+def mosaic(
+    frames: list[FrameArrays],
+    cfg: AugmentConfig,
+    rng: np.random.Generator,
+    colour_rng: np.random.Generator | None = None,
+) -> FrameArrays:
     """YOLOv4 mosaic: four letterboxed frames meet at a random point of a 2H x 2W canvas, whose centre part
-    (zoomed and shifted by `cfg`) becomes the H x W sample."""
+    (zoomed and shifted by `cfg`) becomes the H x W sample; HSV gains as `augment_frame`."""
     if len(frames) != 4:
         raise ValueError(f"mosaic needs 4 frames, got {len(frames)}")
     h, w = frames[0].image.shape[:2]
@@ -164,6 +172,6 @@ def mosaic(frames: list[FrameArrays], cfg: AugmentConfig, rng: np.random.Generat
     identity = LetterboxInfo(h, w, h, w, 1.0, 0.0, 0.0)
     big = FrameArrays(canvas, np.concatenate(masks), np.concatenate(labels), np.concatenate(ids), identity)
     out = warp_frame(big, random_affine((2 * h, 2 * w), (h, w), cfg, rng), (h, w))
-    out.image = hsv_jitter(out.image, cfg, rng)
+    out.image = hsv_jitter(out.image, cfg, colour_rng or rng)
     out.matrix = None  # four source frames: no single matrix describes the sample
     return out

@@ -8,11 +8,12 @@ permutation.
 
 from __future__ import annotations
 
+import bisect
 import random
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from yolovis.data.sample import FrameSample
 
@@ -28,13 +29,26 @@ class SeededFrames(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: tuple[int, int] | tuple[int, int, int]) -> FrameSample:
-        epoch, index, view = (*key, 0)[:3]  # view 1: a sample's partner, augmented as its own draw
+    def __getitem__(self, key: tuple[int, ...]) -> FrameSample:
+        """key: (epoch, index), or (epoch, index, view, pair) for a frame of a training pair: view 1 is the
+        anchor's partner, augmented as its own draw, and `pair` (the anchor's index) seeds the HSV gains that
+        both frames share: two frames a few apart in a video share their lighting, and an association head
+        that saw them lit differently would learn to ignore colour."""
+        epoch, index = key[0], key[1]
+        view = key[2] if len(key) > 2 else 0
         sample_seed = ((self.seed * 1_000_003 + epoch) * 10_000_019 + index) * (1 + view)
         torch.manual_seed(sample_seed)
         np.random.seed(sample_seed % 2**32)
         random.seed(sample_seed)
-        return self.dataset[index]
+        if len(key) < 4:
+            return self.dataset[index]
+        colour_seed = ((self.seed * 1_000_003 + epoch) * 10_000_019 + key[3]) * 3 + 1
+        dataset = self.dataset
+        if isinstance(dataset, ConcatDataset):
+            part = bisect.bisect_right(dataset.cumulative_sizes, index)
+            index -= dataset.cumulative_sizes[part - 1] if part else 0
+            dataset = dataset.datasets[part]
+        return dataset.sample(index, colour_seed) if hasattr(dataset, "sample") else dataset[index]
 
 
 def epoch_batches(
@@ -50,8 +64,9 @@ def epoch_batches(
 
     With `partners` (per sample, the samples that may join it: other frames of its video), a batch is
     batch_size / 2 samples of the permutation, each followed by one of its partners drawn at random (itself,
-    augmented anew, where it has none: the key's third element tells the two views apart), so that the
-    association loss finds every instance twice. An epoch still has num_samples / batch_size batches.
+    augmented anew, where it has none: the key's third element tells the two views apart, its fourth names the
+    pair), so that the association loss finds every instance twice. An epoch still has num_samples /
+    batch_size batches.
     """
     g = torch.Generator().manual_seed(seed * 7919 + epoch)
     order = torch.randperm(num_samples, generator=g).tolist()
@@ -68,6 +83,7 @@ def epoch_batches(
         keys = []
         for i in batch[: max(batch_size // 2, 1)]:
             choices = partners[i]
-            keys += [(epoch, i), (epoch, int(choices[rng.integers(len(choices))]), 1) if choices else (epoch, i, 1)]
+            partner = int(choices[rng.integers(len(choices))]) if choices else i
+            keys += [(epoch, i, 0, i), (epoch, partner, 1, i)]
         paired.append(keys[:batch_size])
     return paired

@@ -141,6 +141,11 @@ class YTVISDataset(Dataset):
         return len(self._items)
 
     def __getitem__(self, index: int) -> FrameSample | list[FrameSample]:
+        return self.sample(index)
+
+    def sample(self, index: int, colour_seed: int | None = None) -> FrameSample | list[FrameSample]:
+        """Sample `index`; `colour_seed` (mode "frames") seeds its HSV gains apart from the rest of its
+        augmentation, so that the two frames of a training pair can share them (`data/sampling.py`)."""
         pos, frames = self._items[index]
         video = self.annotations.videos[pos]
         cfg = self.augment
@@ -148,12 +153,13 @@ class YTVISDataset(Dataset):
             frame = self.load_frame(video, frames[0])
             if cfg is not None:
                 rng = _worker_rng()
+                colour_rng = np.random.default_rng(colour_seed) if colour_seed is not None else None
                 if cfg.mosaic > 0 and rng.random() < cfg.mosaic:
                     others = [self._items[int(j)] for j in rng.integers(0, len(self._items), 3)]
                     quads = [frame] + [self.load_frame(self.annotations.videos[p], f[0]) for p, f in others]
-                    frame = mosaic(quads, cfg, rng)
+                    frame = mosaic(quads, cfg, rng, colour_rng)
                 else:
-                    frame = augment_frame(frame, cfg, rng)
+                    frame = augment_frame(frame, cfg, rng, colour_rng)
             return self._to_sample(frame, video.id, frames[0])
         seed = int(_worker_rng().integers(2**62))
         out = []

@@ -13,7 +13,7 @@ from yolovis.data.letterbox import check_input_size
 from yolovis.data.sample import FrameSample
 from yolovis.errors import UserError
 from yolovis.model.anchors import anchor_tensors
-from yolovis.model.assoc_head import AssociationHead
+from yolovis.model.assoc_head import AssociationHead, colour_map
 from yolovis.model.backbone import CSPDarknet53
 from yolovis.model.blocks import scaled_width
 from yolovis.model.head import DetectionHead, EmbeddingHead
@@ -47,6 +47,7 @@ class DenseOutput:
     embeddings: list[torch.Tensor]
     input_size: tuple[int, int]  # (H, W)
     features: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    colours: list[torch.Tensor] = field(default_factory=list)  # [(B, 3, H/4, W/4)] for a colour association head
 
 
 @dataclass
@@ -140,9 +141,9 @@ class YoloV4Plus1(nn.Module):
         neck = self.neck([b2, b3, b4, b5])  # n2..n5: (B, 64|128|256|512, H/4 .. H/32, ...)
         predictions = self.head(neck)  # per level (B, nA, H_k, W_k, 5 + K)
         embeddings = self.embedding(neck)  # per level (B, E, H_k, W_k)
-        return DenseOutput(
-            predictions, embeddings, tuple(images.shape[-2:]), {"backbone": [b2, b3, b4, b5], "neck": neck}
-        )
+        colours = [colour_map(images)] if self.assoc_head is not None and self.assoc_head.colour else []
+        return DenseOutput(predictions, embeddings, tuple(images.shape[-2:]),
+                           {"backbone": [b2, b3, b4, b5], "neck": neck}, colours)  # fmt: skip
 
     def forward_instances(self, dense: DenseOutput, targets: list[FrameSample] | None = None) -> ModelOutput:
         """Per image: the selected boxes (no gradient), the RoIs (ground truth first when given), their masks."""
@@ -159,7 +160,11 @@ class YoloV4Plus1(nn.Module):
                 rois[0] = dense.predictions[0].new_tensor([[0.0, 0.0, float(w), float(h)]])
         mask_rois = [expand_boxes(r, self.mask_roi_scale) for r in rois]
         mask_logits = self.mask_head(dense.embeddings, mask_rois)  # (sum R_b, 28, 28)
-        assoc = self.assoc_head(dense.embeddings, rois) if self.assoc_head is not None else None  # (sum R_b, D)
+        assoc = None
+        if self.assoc_head is not None and self.assoc_head.colour:  # pooled under the masks, so on their RoIs
+            assoc = self.assoc_head(dense.embeddings, mask_rois, dense.colours, mask_logits)  # (sum R_b, D)
+        elif self.assoc_head is not None:
+            assoc = self.assoc_head(dense.embeddings, rois)  # (sum R_b, D)
         return ModelOutput(dense.predictions, dense.embeddings, anchors, self.strides, proposals, rois, mask_logits,
                            assoc, dense.features, self.mask_roi_scale)  # fmt: skip
 
@@ -190,7 +195,9 @@ def build_model(cfg: ModelConfig, postprocess: PostprocessConfig | None = None) 
     embed_dim = cfg.embed_dim or scale.embed_dim
     embedding = EmbeddingHead(neck.out_channels, embed_dim)
     mask_head = MaskHead(embed_dim, backbone.strides, cfg.mask_channels or scale.mask_channels, fc=cfg.mask_fc)
-    assoc_head = AssociationHead(embed_dim, backbone.strides, cfg.assoc_dim) if cfg.assoc_dim > 0 else None
+    assoc_head = None
+    if cfg.assoc_dim > 0:
+        assoc_head = AssociationHead(embed_dim, backbone.strides, cfg.assoc_dim, colour=cfg.assoc_colour)
     selection = selection_for_inference(postprocess or PostprocessConfig())
     return YoloV4Plus1(backbone, spp, neck, head, embedding, mask_head, assoc_head, anchors, cfg.anchor_img_size,
                        selection, selection_for_training(cfg), cfg.mask_roi_scale)  # fmt: skip
