@@ -199,6 +199,21 @@ def test_appearance_tells_apart_two_objects_that_swap_places_out_of_sight():
     assert ids[-1] == [1, 2]  # without appearance, position decides
 
 
+def test_an_overlapping_detection_that_looks_different_starts_its_own_track():
+    def frame(embedding):
+        d = dets((0, 10, 12, 22, 0))
+        d.embeddings = torch.tensor([embedding], dtype=torch.float32)
+        return d
+
+    red = [1.0, 0.0]
+    near_red = [0.95, float(np.sqrt(1 - 0.95**2))]  # appearance distance 0.05
+    blue = [0.0, 1.0]  # distance 1: another object where the red one was
+    # Stage three (jumps, by distance alone) is off: the gate is stage one's (on jumps it measured worse).
+    for later, gate, want in ((blue, 0.1, 2), (blue, 0.0, 1), (near_red, 0.1, 1)):
+        _, ids = run([frame(red)] * 3 + [frame(later)], memory(motion="none", appearance_gate=gate, max_jump=0))
+        assert ids[-1] == [want], (later, gate)
+
+
 def test_memory_tracker_results_have_one_entry_per_frame():
     rng = np.random.default_rng(3)
     for _ in range(10):

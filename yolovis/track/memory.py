@@ -6,8 +6,9 @@ Per processed frame:
    displacement of the box centre (`track.motion`);
 2. stage one: the confident detections (score >= `detection_threshold`) against every live track, lost ones
    included, on cost = 1 - mask IoU (moved masks) + class penalty. Where the detections carry association
-   embeddings, the appearance distance is blended in for overlapping pairs (`appearance_weight`), and a lost
-   track may be found again by appearance alone near where it was (`reid_distance`, `reid_reach`). One global
+   embeddings, the appearance distance is blended in for overlapping pairs (`appearance_weight`), a pair too
+   far apart in appearance is never matched (`appearance_gate`), and a lost track may be found again by
+   appearance alone near where it was (`reid_distance`, `reid_reach`). One global
    assignment (Hungarian, `assignment`) among the pairs under the gate; the confirmed tracks first, then the
    tentative ones on the detections left (`confirmed_first`, ByteTrack's order);
 3. stage two (`low_threshold` > 0, as ByteTrack): the weak detections against the tracks seen in the previous
@@ -40,6 +41,7 @@ from yolovis.track.mask_iou import MaskCrop, encode_selected, rle_boxes, shifted
 from yolovis.track.results import Appearance, ResultRule, Track, split_final, tracks_to_results
 
 INFEASIBLE = 1e6  # cost of a pair the gate rules out: never chosen by the assignment
+APPEARANCE_APART = 1e3  # the cost of an overlapping pair that appearance rules out: above any gate
 REFIND_COST = 0.5  # base cost of finding a lost track again by appearance alone: any overlapping pair is cheaper
 
 
@@ -264,17 +266,21 @@ class MemoryTracker:
         w = cfg.appearance_weight
         blended = np.where(have[None, :], (1 - w) * cost + w * distance, cost)
         if cfg.reid_distance <= 0:
-            return np.where(iou > 0, blended, cost)
-        lost = np.array([t.missed > 0 for t in live]) & have
-        centres = kalman.xyxy_to_cxcywh(boxes)[:, :2]  # (D, 2)
-        seen = np.stack([kalman.xyxy_to_cxcywh(t.box)[0] for t in live])  # (T, 4) last observed
-        predicted = np.stack([t.mean[:2] for t in live]) if cfg.motion == "kalman" else seen[:, :2]
-        size = np.sqrt(np.maximum(seen[:, 2] * seen[:, 3], 1.0))
-        from_seen = np.linalg.norm(centres[:, None] - seen[None, :, :2], axis=2)  # (D, T)
-        from_predicted = np.linalg.norm(centres[:, None] - predicted[None], axis=2)
-        near = np.minimum(from_seen, from_predicted) <= cfg.reid_reach * size
-        refind = (iou <= 0) & lost[None, :] & near & (distance <= cfg.reid_distance)
-        return np.where(iou > 0, blended, np.where(refind, REFIND_COST + distance, cost))
+            out = np.where(iou > 0, blended, cost)
+        else:
+            lost = np.array([t.missed > 0 for t in live]) & have
+            centres = kalman.xyxy_to_cxcywh(boxes)[:, :2]  # (D, 2)
+            seen = np.stack([kalman.xyxy_to_cxcywh(t.box)[0] for t in live])  # (T, 4) last observed
+            predicted = np.stack([t.mean[:2] for t in live]) if cfg.motion == "kalman" else seen[:, :2]
+            size = np.sqrt(np.maximum(seen[:, 2] * seen[:, 3], 1.0))
+            from_seen = np.linalg.norm(centres[:, None] - seen[None, :, :2], axis=2)  # (D, T)
+            from_predicted = np.linalg.norm(centres[:, None] - predicted[None], axis=2)
+            near = np.minimum(from_seen, from_predicted) <= cfg.reid_reach * size
+            refind = (iou <= 0) & lost[None, :] & near & (distance <= cfg.reid_distance)
+            out = np.where(iou > 0, blended, np.where(refind, REFIND_COST + distance, cost))
+        if cfg.appearance_gate > 0:  # a look-alike ruled out, however well the masks overlap or near it was lost
+            out = np.where(have[None, :] & (distance > cfg.appearance_gate), APPEARANCE_APART, out)
+        return out
 
     def _duplicates(self, candidates: list[int], matched: list[int], crops: dict[int, MaskCrop]) -> set[int]:
         """Candidates for a new track whose mask lies mostly (`duplicate_overlap`) inside the mask of a detection
