@@ -112,7 +112,6 @@ def test_masked_mean_averages_under_the_mask_by_hand():
     weights[0, :4, :4] = 1.0  # the top-left quarter: cells 0, 1, 4, 5 of the 4x4 features
     assert masked_mean(x, weights).item() == pytest.approx((0 + 1 + 4 + 5) / 4, abs=0.02)  # the 1e-3 floor
     assert masked_mean(x, torch.zeros(1, 8, 8)).item() == pytest.approx(x.mean().item())  # empty: the box
-    assert masked_mean(x, None).item() == pytest.approx(7.5)
 
 
 def test_the_colour_head_tells_apart_objects_that_differ_only_in_colour():

@@ -35,11 +35,9 @@ def colour_map(images: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(images, COLOUR_STRIDE)
 
 
-def masked_mean(x: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    """(N, C, S, S) features, (N, S', S') mask probabilities or None -> (N, C): the mean under the mask (over
-    the box without one, or where the mask is empty)."""
-    if weights is None:
-        return x.mean(dim=(2, 3))
+def masked_mean(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(N, C, S, S) features, (N, S', S') mask probabilities -> (N, C): the mean under the mask (over the box
+    where the mask is empty)."""
     w = F.adaptive_avg_pool2d(weights[:, None], x.shape[-2:])  # (N, 1, S, S)
     w = w + 1e-3  # an empty mask falls back to the box's mean
     return (x * w).sum(dim=(2, 3)) / w.sum(dim=(2, 3))
