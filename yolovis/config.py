@@ -158,11 +158,11 @@ class TrackerConfig:
     appearance_weight: float = 0.5  # share of the appearance distance in the cost, where embeddings exist
     embedding_momentum: float = 0.9  # a track's embedding: this much of the old one, the rest the new
     reid_distance: float = 0.3  # a lost track is found again by appearance alone below this distance; 0 = never
+    reid_reach: float = 4.0  # ... within this many box sizes of where it was last seen or is predicted
     # A detection whose appearance distance to a track exceeds this is never that track, however they overlap
     # (0 = no such rule): where embeddings tell instances apart (the colour head, docs/tracking.md), this stops
     # look-alike swaps; where they do not, their distances stay far below it and nothing changes.
     appearance_gate: float = 0.1
-    reid_reach: float = 4.0  # ... within this many box sizes of where it was last seen or is predicted
 
 
 @dataclass

@@ -36,19 +36,19 @@ class SeededFrames(Dataset):
         that saw them lit differently would learn to ignore colour."""
         epoch, index = key[0], key[1]
         view = key[2] if len(key) > 2 else 0
-        sample_seed = ((self.seed * 1_000_003 + epoch) * 10_000_019 + index) * (1 + view)
+        epoch_seed = (self.seed * 1_000_003 + epoch) * 10_000_019
+        sample_seed = (epoch_seed + index) * (1 + view)
         torch.manual_seed(sample_seed)
         np.random.seed(sample_seed % 2**32)
         random.seed(sample_seed)
         if len(key) < 4:
             return self.dataset[index]
-        colour_seed = ((self.seed * 1_000_003 + epoch) * 10_000_019 + key[3]) * 3 + 1
-        dataset = self.dataset
+        dataset = self.dataset  # the training data's YTVISDataset parts, whose `sample` takes the colour seed
         if isinstance(dataset, ConcatDataset):
             part = bisect.bisect_right(dataset.cumulative_sizes, index)
             index -= dataset.cumulative_sizes[part - 1] if part else 0
             dataset = dataset.datasets[part]
-        return dataset.sample(index, colour_seed) if hasattr(dataset, "sample") else dataset[index]
+        return dataset.sample(index, colour_seed=(epoch_seed + key[3]) * 3 + 1)
 
 
 def epoch_batches(

@@ -45,7 +45,7 @@ def masked_mean(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 class AssociationHead(nn.Module):
     """forward(embeddings [B, E, H_k, W_k] x L, rois list of (N_b, 4) xyxy input-pixel boxes, colours [B, 3,
-    H/4, W/4] x 1 (with `colour`), mask_logits (sum N_b, M, M) of the same RoIs (with `colour`)) -> (sum N_b, D)."""
+    H/4, W/4] x 1 and mask_logits (sum N_b, M, M) of the same RoIs (both read with `colour` only)) -> (sum N_b, D)."""
 
     def __init__(
         self, embed_dim: int, strides: tuple[int, ...], dim: int = 64, channels: int = 64, colour: bool = False

@@ -161,10 +161,9 @@ class YoloV4Plus1(nn.Module):
         mask_rois = [expand_boxes(r, self.mask_roi_scale) for r in rois]
         mask_logits = self.mask_head(dense.embeddings, mask_rois)  # (sum R_b, 28, 28)
         assoc = None
-        if self.assoc_head is not None and self.assoc_head.colour:  # pooled under the masks, so on their RoIs
-            assoc = self.assoc_head(dense.embeddings, mask_rois, dense.colours, mask_logits)  # (sum R_b, D)
-        elif self.assoc_head is not None:
-            assoc = self.assoc_head(dense.embeddings, rois)  # (sum R_b, D)
+        if self.assoc_head is not None:  # the colour head pools under the masks, so on the masks' RoIs
+            assoc_rois = mask_rois if self.assoc_head.colour else rois
+            assoc = self.assoc_head(dense.embeddings, assoc_rois, dense.colours, mask_logits)  # (sum R_b, D)
         return ModelOutput(dense.predictions, dense.embeddings, anchors, self.strides, proposals, rois, mask_logits,
                            assoc, dense.features, self.mask_roi_scale)  # fmt: skip
 

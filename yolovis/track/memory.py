@@ -41,7 +41,6 @@ from yolovis.track.mask_iou import MaskCrop, encode_selected, rle_boxes, shifted
 from yolovis.track.results import Appearance, ResultRule, Track, split_final, tracks_to_results
 
 INFEASIBLE = 1e6  # cost of a pair the gate rules out: never chosen by the assignment
-APPEARANCE_APART = 1e3  # the cost of an overlapping pair that appearance rules out: above any gate
 REFIND_COST = 0.5  # base cost of finding a lost track again by appearance alone: any overlapping pair is cheaper
 
 
@@ -265,9 +264,8 @@ class MemoryTracker:
         distance = np.clip(1.0 - found @ gallery.T, 0.0, 1.0)  # (D, T)
         w = cfg.appearance_weight
         blended = np.where(have[None, :], (1 - w) * cost + w * distance, cost)
-        if cfg.reid_distance <= 0:
-            out = np.where(iou > 0, blended, cost)
-        else:
+        out = np.where(iou > 0, blended, cost)
+        if cfg.reid_distance > 0:
             lost = np.array([t.missed > 0 for t in live]) & have
             centres = kalman.xyxy_to_cxcywh(boxes)[:, :2]  # (D, 2)
             seen = np.stack([kalman.xyxy_to_cxcywh(t.box)[0] for t in live])  # (T, 4) last observed
@@ -277,9 +275,9 @@ class MemoryTracker:
             from_predicted = np.linalg.norm(centres[:, None] - predicted[None], axis=2)
             near = np.minimum(from_seen, from_predicted) <= cfg.reid_reach * size
             refind = (iou <= 0) & lost[None, :] & near & (distance <= cfg.reid_distance)
-            out = np.where(iou > 0, blended, np.where(refind, REFIND_COST + distance, cost))
+            out = np.where(refind, REFIND_COST + distance, out)
         if cfg.appearance_gate > 0:  # a look-alike ruled out, however well the masks overlap or near it was lost
-            out = np.where(have[None, :] & (distance > cfg.appearance_gate), APPEARANCE_APART, out)
+            out = np.where(have[None, :] & (distance > cfg.appearance_gate), INFEASIBLE, out)
         return out
 
     def _duplicates(self, candidates: list[int], matched: list[int], crops: dict[int, MaskCrop]) -> set[int]:
