@@ -24,21 +24,26 @@ from yolovis.model.detector import build_model
 RUNTIME = {"onnx": "onnxruntime", "openvino": "openvino"}
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("export")
-    generate(root / "data", SynthConfig(videos=1, frames=6, classes=3, width=160, height=96, seed=3))
+def _untrained_checkpoint(path, data, overrides: list[str]):
+    """An untrained 3-class model for 160x96 inputs, with `overrides`, saved at `path` in `data`'s categories."""
     cfg = load_config(Config, None, ["model.num_classes=3", "img_size=[96, 160]", "postprocess.score_threshold=0.0",
-                                     "postprocess.max_per_image=8", "track.detection_threshold=0.0",
-                                     "track.min_length=1", "track.new_track_threshold=0.0"])  # fmt: skip
+                                     "postprocess.max_per_image=8", *overrides])  # fmt: skip
     torch.manual_seed(0)
     model = build_model(cfg.model, cfg.postprocess)
     with torch.no_grad():  # spread the untrained scores apart, so that no two detections tie to 1e-5
         for pred in model.head.preds:
             pred.weight.mul_(8.0)
-    ckpt = root / "model.pt"
-    categories = json.loads((root / "data" / "instances.json").read_text())["categories"]
-    save_inference_checkpoint(ckpt, config=cfg, categories=categories, model=model)
+    categories = json.loads((data / "instances.json").read_text())["categories"]
+    save_inference_checkpoint(path, config=cfg, categories=categories, model=model)
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    generate(root / "data", SynthConfig(videos=1, frames=6, classes=3, width=160, height=96, seed=3))
+    ckpt = _untrained_checkpoint(root / "model.pt", root / "data", ["track.detection_threshold=0.0",
+                                 "track.min_length=1", "track.new_track_threshold=0.0"])  # fmt: skip
     frames = [frame for _, frame in open_source(root / "data" / "JPEGImages" / "video_0000")]
     video = root / "clip.mp4"
     writer = VideoWriter(video, fps=10)
@@ -205,17 +210,8 @@ def test_an_exported_colour_association_head_gives_the_checkpoints_embeddings(se
     # The colour map is a network output like the embedding maps: the exported graph hands it to the RoI heads.
     pytest.importorskip("onnxruntime")
     root, _, frames, _ = setup
-    cfg = load_config(Config, None, ["model.num_classes=3", "img_size=[96, 160]", "postprocess.score_threshold=0.0",
-                                     "postprocess.max_per_image=8", "model.assoc_dim=16"])  # fmt: skip
-    torch.manual_seed(0)
-    model = build_model(cfg.model, cfg.postprocess)
-    assert model.assoc_head.colour
-    with torch.no_grad():
-        for pred in model.head.preds:
-            pred.weight.mul_(8.0)
-    ckpt = tmp_path / "assoc.pt"
-    categories = json.loads((root / "data" / "instances.json").read_text())["categories"]
-    save_inference_checkpoint(ckpt, config=cfg, categories=categories, model=model)
+    ckpt = _untrained_checkpoint(tmp_path / "assoc.pt", root / "data", ["model.assoc_dim=16"])
+    assert Detector.from_checkpoint(ckpt).model.assoc_head.colour
     summary = export_checkpoint(ckpt, "onnx")
     assert summary.max_abs_diff < 1e-4
     reference, runtime = Detector.from_checkpoint(ckpt), Detector.from_checkpoint(summary.folder)
