@@ -214,6 +214,23 @@ def test_an_overlapping_detection_that_looks_different_starts_its_own_track():
         assert ids[-1] == [want], (later, gate)
 
 
+def test_appearance_scale_lets_a_clear_appearance_difference_outweigh_a_small_overlap_difference():
+    def frame(objects, angles):
+        d = dets(*objects)
+        d.embeddings = torch.tensor([[np.cos(a), np.sin(a)] for a in angles], dtype=torch.float32)
+        return d
+
+    a, b = 0.0, np.radians(31.18)  # the two tracks: 0.144 apart
+    seen = frame([(0, 10, 10, 20, 0), (12, 10, 22, 20, 0)], [a, b])
+    # One detection overlapping A more (IoU 1/3 against 0.18) but 0.08 from A's look and 0.01 from B's.
+    later = frame([(5, 10, 15, 20, 0)], [np.arccos(0.92)])
+    for scale, want in ((1.0, 1), (0.2, 2)):
+        # raw distances: A costs 0.5 x 0.667 + 0.5 x 0.08 = 0.37 against B's 0.5 x 0.824 + 0.5 x 0.01 = 0.42;
+        # in units of 0.2: A 0.33 + 0.5 x 0.4 = 0.53 against B 0.41 + 0.5 x 0.05 = 0.44
+        _, ids = run([seen] * 3 + [later], memory(motion="none", max_jump=0, appearance_scale=scale))
+        assert ids[-1] == [want], scale
+
+
 def test_memory_tracker_results_have_one_entry_per_frame():
     rng = np.random.default_rng(3)
     for _ in range(10):

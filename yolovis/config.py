@@ -156,6 +156,10 @@ class TrackerConfig:
     confirmed_first: bool = True
     fuse_score: bool = False  # similarity x detection score in the cost (ByteTrack's fuse_score)
     appearance_weight: float = 0.5  # share of the appearance distance in the cost, where embeddings exist
+    # The appearance distance enters the cost as min(1, distance / this): embeddings that tell instances apart put
+    # another instance near 0.1 and the same one near 0.01, far below the mask term's 0..1 range (1: the raw
+    # distance, as before; docs/tracking.md).
+    appearance_scale: float = 0.2
     embedding_momentum: float = 0.9  # a track's embedding: this much of the old one, the rest the new
     reid_distance: float = 0.3  # a lost track is found again by appearance alone below this distance; 0 = never
     reid_reach: float = 4.0  # ... within this many box sizes of where it was last seen or is predicted

@@ -263,7 +263,8 @@ class MemoryTracker:
         gallery = np.stack([t.embedding if t.embedding is not None else np.zeros(dim) for t in live])
         distance = np.clip(1.0 - found @ gallery.T, 0.0, 1.0)  # (D, T)
         w = cfg.appearance_weight
-        blended = np.where(have[None, :], (1 - w) * cost + w * distance, cost)
+        scaled = np.minimum(distance / cfg.appearance_scale, 1.0)  # in units where another instance is near 1
+        blended = np.where(have[None, :], (1 - w) * cost + w * scaled, cost)
         out = np.where(iou > 0, blended, cost)
         if cfg.reid_distance > 0:
             lost = np.array([t.missed > 0 for t in live]) & have
