@@ -7,6 +7,7 @@ import torch
 from test_tracker import H, W, dets
 
 from yolovis.config import TrackerConfig
+from yolovis.errors import UserError
 from yolovis.model.detections import Detections
 from yolovis.track import kalman
 from yolovis.track.build import build_tracker
@@ -229,6 +230,8 @@ def test_appearance_scale_lets_a_clear_appearance_difference_outweigh_a_small_ov
         # in units of 0.2: A 0.33 + 0.5 x 0.4 = 0.53 against B 0.41 + 0.5 x 0.05 = 0.44
         _, ids = run([seen] * 3 + [later], memory(motion="none", max_jump=0, appearance_scale=scale))
         assert ids[-1] == [want], scale
+    with pytest.raises(UserError, match="appearance_scale must be positive"):
+        MemoryTracker(memory(appearance_scale=0.0))
 
 
 def test_memory_tracker_results_have_one_entry_per_frame():

@@ -99,6 +99,8 @@ class MemoryTracker:
         self.cfg = cfg or TrackerConfig(method="memory")
         if not self.cfg.assignment_power > 0:
             raise UserError(f"track.assignment_power must be positive, not {self.cfg.assignment_power}")
+        if not self.cfg.appearance_scale > 0:
+            raise UserError(f"track.appearance_scale must be positive, not {self.cfg.appearance_scale}")
         self.tracks: list[Track] = []
         self.live: list[LiveTrack] = []
         self.last_frame = -1
