@@ -6,9 +6,9 @@ Per processed frame:
    displacement of the box centre (`track.motion`);
 2. stage one: the confident detections (score >= `detection_threshold`) against every live track, lost ones
    included, on cost = 1 - mask IoU (moved masks) + class penalty. Where the detections carry association
-   embeddings, the appearance distance is blended in for overlapping pairs (`appearance_weight`), a pair too
-   far apart in appearance is never matched (`appearance_gate`), and a lost track may be found again by
-   appearance alone near where it was (`reid_distance`, `reid_reach`). One global
+   embeddings, the appearance distance (in units of `appearance_scale`) is blended in for overlapping pairs
+   (`appearance_weight`), a pair too far apart in appearance is never matched (`appearance_gate`), and a lost
+   track may be found again by appearance alone near where it was (`reid_distance`, `reid_reach`). One global
    assignment (Hungarian, `assignment`) among the pairs under the gate; the confirmed tracks first, then the
    tentative ones on the detections left (`confirmed_first`, ByteTrack's order);
 3. stage two (`low_threshold` > 0, as ByteTrack): the weak detections against the tracks seen in the previous
