@@ -209,9 +209,29 @@ def test_an_overlapping_detection_that_looks_different_starts_its_own_track():
     red = [1.0, 0.0]
     near_red = [0.95, float(np.sqrt(1 - 0.95**2))]  # appearance distance 0.05
     blue = [0.0, 1.0]  # distance 1: another object where the red one was
-    # Stage three (jumps, by distance alone) is off: the gate is stage one's (on jumps it measured worse).
     for later, gate, want in ((blue, 0.1, 2), (blue, 0.0, 1), (near_red, 0.1, 1)):
         _, ids = run([frame(red)] * 3 + [frame(later)], memory(motion="none", appearance_gate=gate, max_jump=0))
+        assert ids[-1] == [want], (later, gate)
+
+
+def test_the_appearance_gate_holds_for_weak_detections_and_jumps_too():
+    def frame(box, embedding, score=0.9):
+        d = dets(box, score=score)
+        d.embeddings = torch.tensor([embedding], dtype=torch.float32)
+        return d
+
+    red, blue = [1.0, 0.0], [0.0, 1.0]
+    near_red = [0.95, float(np.sqrt(1 - 0.95**2))]  # appearance distance 0.05, under the gate
+    # Stage two: a weak detection on the track's mask continues it only if it looks like it.
+    here = (0, 10, 12, 22, 0)
+    for weak, gate, want in ((blue, 0.1, -1), (blue, 0.0, 1), (near_red, 0.1, 1)):
+        frames = [frame(here, red), frame(here, weak, score=0.2), frame(here, red)]
+        _, ids = run(frames, memory(appearance_gate=gate))
+        assert ids == [[1], [want], [1]], (weak, gate)  # a weak detection starts no track; the track survives
+    # Stage three: 12 px to the right of an 8 px wide object, before any velocity is known, overlaps nothing.
+    start, jumped = (4, 10, 12, 18, 1), (16, 10, 24, 18, 1)
+    for later, gate, want in ((blue, 0.1, 2), (blue, 0.0, 1), (near_red, 0.1, 1)):
+        _, ids = run([frame(start, red), frame(jumped, later)], memory(appearance_gate=gate))
         assert ids[-1] == [want], (later, gate)
 
 

@@ -155,7 +155,8 @@ class TrackerConfig:
     # stage one matches the confirmed tracks (two hits or more) first; tentative ones take the detections left
     confirmed_first: bool = True
     fuse_score: bool = False  # similarity x detection score in the cost (ByteTrack's fuse_score)
-    appearance_weight: float = 0.5  # share of the appearance distance in the cost, where embeddings exist
+    # share of the appearance distance in the cost, where embeddings exist (0: appearance unused, gate included)
+    appearance_weight: float = 0.5
     # The appearance distance enters the cost as min(1, distance / this): embeddings that tell instances apart put
     # another instance near 0.1 and the same one near 0.01, far below the mask term's 0..1 range (1: the raw
     # distance, as before; docs/tracking.md).
@@ -163,9 +164,10 @@ class TrackerConfig:
     embedding_momentum: float = 0.9  # a track's embedding: this much of the old one, the rest the new
     reid_distance: float = 0.3  # a lost track is found again by appearance alone below this distance; 0 = never
     reid_reach: float = 4.0  # ... within this many box sizes of where it was last seen or is predicted
-    # A detection whose appearance distance to a track exceeds this is never that track, however they overlap
-    # (0 = no such rule): where embeddings tell instances apart (the colour head, docs/tracking.md), this stops
-    # look-alike swaps; where they do not, their distances stay far below it and nothing changes.
+    # A detection whose appearance distance to a track exceeds this is never that track, in any stage, however
+    # they overlap or near it is (0 = no such rule): where embeddings tell instances apart (the colour head,
+    # docs/tracking.md), this stops look-alike swaps; where they do not, their distances stay far below it and
+    # nothing changes.
     appearance_gate: float = 0.1
 
 

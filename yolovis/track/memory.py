@@ -16,6 +16,7 @@ Per processed frame:
 4. stage three (`max_jump`): a confident detection that overlaps nothing continues a track of the same class
    seen at most `jump_lost_frames` frames ago within that many box sizes of its predicted centre (an object
    faster than its own size per frame, or back after a short loss);
+   `appearance_gate` holds in stages two and three too: a detection that looks too different is never the track;
 5. matched tracks take their detection (one batched filter update, mask, embedding average); unmatched
    confident detections start tentative tracks, confirmed by a second hit, unless they lie mostly inside a
    matched detection's mask (a duplicate, `duplicate_overlap`); a lost track stays matchable for `max_age`
@@ -89,6 +90,16 @@ def assign(
     return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if c < m and feasible[r, c]]
 
 
+def appearance_distance(found: np.ndarray, live: list[LiveTrack]) -> tuple[np.ndarray, np.ndarray]:
+    """(which tracks have an embedding (T,), distance 1 - cos between each detection's embedding and each
+    track's (D, T), in [0, 1]; 0 where the track has none)."""
+    have = np.array([t.embedding is not None for t in live])
+    if not have.any():
+        return have, np.zeros((len(found), len(live)))
+    gallery = np.stack([t.embedding if t.embedding is not None else np.zeros(found.shape[1]) for t in live])
+    return have, np.clip(1.0 - found @ gallery.T, 0.0, 1.0)
+
+
 class MemoryTracker:
     """Online tracker for one video: call `update(frame_index, detections)` for each processed frame, in order.
 
@@ -147,6 +158,7 @@ class MemoryTracker:
         masks = detections.masks.numpy() if kept else None
         crops = {i: MaskCrop.from_mask(masks[i], tuple(rects[k])) for k, i in enumerate(kept)}
         embeddings = detections.embeddings.numpy() if detections.embeddings is not None else None
+        looks = embeddings if cfg.appearance_weight > 0 else None  # appearance_weight 0: appearance unused
         high = [i for i in kept if scores[i] >= cfg.detection_threshold]
         low = [i for i in kept if scores[i] < cfg.detection_threshold]
 
@@ -160,11 +172,11 @@ class MemoryTracker:
         for tracks in groups:
             taken = {i for i, _ in pairs}
             left = [i for i in high if i not in taken]
-            pairs += self._match(left, tracks, crops, labels, scores, boxes, embeddings, cfg.gate, True)
+            pairs += self._match(left, tracks, crops, labels, scores, boxes, looks, cfg.gate, True)
         matched_tracks = {j for _, j in pairs}
         # Stage two: weak detections continue the tracks that were there a frame ago and are still unmatched.
         recent = [j for j, t in enumerate(self.live) if j not in matched_tracks and t.missed == 0 and t.confirmed]
-        pairs += self._match(low, recent, crops, labels, scores, boxes, None, cfg.low_gate, False)
+        pairs += self._match(low, recent, crops, labels, scores, boxes, looks, cfg.low_gate, False)
         # Stage three: an object that moved more than its own size since the last frame overlaps nothing yet
         # (nor does one found again after a short loss, once its mask has moved on).
         if cfg.max_jump > 0:
@@ -174,7 +186,7 @@ class MemoryTracker:
             recent = [
                 j for j, t in enumerate(self.live) if j not in matched_tracks and t.missed <= cfg.jump_lost_frames
             ]
-            pairs += self._match_by_distance(left, recent, labels, boxes)
+            pairs += self._match_by_distance(left, recent, labels, boxes, looks)
 
         matched_tracks = {j for _, j in pairs}
         if pairs and cfg.motion == "kalman":  # one batched filter update for every continued track
@@ -223,9 +235,10 @@ class MemoryTracker:
         boxes: np.ndarray,
         embeddings: np.ndarray | None,
         gate: float,
-        use_appearance: bool,
+        blend_appearance: bool,
     ) -> list[tuple[int, int]]:
-        """(detection index, live-track index) pairs among `dets` x `tracks`."""
+        """(detection index, live-track index) pairs among `dets` x `tracks`; with `blend_appearance` the
+        appearance distance is part of the cost (stage one), otherwise it only gates."""
         if not dets or not tracks:
             return []
         cfg = self.cfg
@@ -244,8 +257,10 @@ class MemoryTracker:
                 )
                 iou[:, lost] = np.maximum(iou[:, lost], still)
         cost = 1.0 - iou
-        if use_appearance and embeddings is not None and cfg.appearance_weight > 0:
+        if blend_appearance and embeddings is not None:
             cost = self._with_appearance(cost, iou, embeddings[dets], live, boxes[dets])
+        elif embeddings is not None:
+            cost = self._gate_by_appearance(cost, *appearance_distance(embeddings[dets], live))
         if cfg.fuse_score:  # a confident detection's similarity counts more (ByteTrack's fuse_score)
             cost = 1.0 - (1.0 - cost) * np.array([scores[i] for i in dets])[:, None]
         differ = np.array([labels[i] for i in dets])[:, None] != np.array([t.label for t in live])[None, :]
@@ -258,12 +273,9 @@ class MemoryTracker:
         overlap, alone where a lost track is looked for again: within `reid_reach` box sizes of where it was
         last seen or is predicted, and only if d <= `reid_distance` (a re-find costs more than any overlap)."""
         cfg = self.cfg
-        have = np.array([t.embedding is not None for t in live])
+        have, distance = appearance_distance(found, live)
         if not have.any():
             return cost
-        dim = found.shape[1]
-        gallery = np.stack([t.embedding if t.embedding is not None else np.zeros(dim) for t in live])
-        distance = np.clip(1.0 - found @ gallery.T, 0.0, 1.0)  # (D, T)
         w = cfg.appearance_weight
         scaled = np.minimum(distance / cfg.appearance_scale, 1.0)  # in units where another instance is near 1
         blended = np.where(have[None, :], (1 - w) * cost + w * scaled, cost)
@@ -279,9 +291,14 @@ class MemoryTracker:
             near = np.minimum(from_seen, from_predicted) <= cfg.reid_reach * size
             refind = (iou <= 0) & lost[None, :] & near & (distance <= cfg.reid_distance)
             out = np.where(refind, REFIND_COST + distance, out)
-        if cfg.appearance_gate > 0:  # a look-alike ruled out, however well the masks overlap or near it was lost
-            out = np.where(have[None, :] & (distance > cfg.appearance_gate), INFEASIBLE, out)
-        return out
+        return self._gate_by_appearance(out, have, distance)
+
+    def _gate_by_appearance(self, cost: np.ndarray, have: np.ndarray, distance: np.ndarray) -> np.ndarray:
+        """The cost with every pair further apart in appearance than `appearance_gate` ruled out, however well
+        the masks overlap, near the track was lost or close to its predicted path (every stage)."""
+        if self.cfg.appearance_gate <= 0:
+            return cost
+        return np.where(have[None, :] & (distance > self.cfg.appearance_gate), INFEASIBLE, cost)
 
     def _duplicates(self, candidates: list[int], matched: list[int], crops: dict[int, MaskCrop]) -> set[int]:
         """Candidates for a new track whose mask lies mostly (`duplicate_overlap`) inside the mask of a detection
@@ -295,10 +312,11 @@ class MemoryTracker:
         inside = iou * areas / (1.0 + iou) / np.maximum([[c.area] for c in new], 1)  # intersection / own area
         return {candidates[k] for k in np.flatnonzero((inside > self.cfg.duplicate_overlap).any(1))}
 
-    def _match_by_distance(self, dets: list[int], tracks: list[int], labels: list[int],
-                           boxes: np.ndarray) -> list[tuple[int, int]]:  # fmt: skip
+    def _match_by_distance(self, dets: list[int], tracks: list[int], labels: list[int], boxes: np.ndarray,
+                           embeddings: np.ndarray | None) -> list[tuple[int, int]]:  # fmt: skip
         """Pairs of the same class whose boxes are of similar size and whose centres are at most `max_jump` box
-        sizes apart (from the predicted centre), on cost = that distance in box sizes."""
+        sizes apart (from the predicted centre), on cost = that distance in box sizes; not a pair that looks
+        too different (`appearance_gate`)."""
         if not dets or not tracks:
             return []
         live = [self.live[j] for j in tracks]
@@ -313,6 +331,8 @@ class MemoryTracker:
         same = np.array([labels[i] for i in dets])[:, None] == np.array([t.label for t in live])[None, :]
         allowed = same & (area_ratio > 0.5) & (area_ratio < 2.0)
         cost = np.where(allowed, distance, INFEASIBLE)
+        if embeddings is not None:
+            cost = self._gate_by_appearance(cost, *appearance_distance(embeddings[dets], live))
         return [(dets[r], tracks[c]) for r, c in assign(cost, self.cfg.max_jump, "hungarian")]
 
     def _continue(self, track: LiveTrack, frame_index: int, i: int, rle: dict, score: float, label: int,
