@@ -40,6 +40,7 @@ from yolovis.track.results import Appearance, ResultRule, Track, tracks_to_resul
 
 ABLATION = {  # name -> the memory tracker's settings changed
     "memory - motion (last mask as is)": {"motion": "none"},
+    "memory - direction (no cost for a turn)": {"direction_weight": 0.0},
     "memory - second stage": {"low_threshold": 0.0},
     "memory - Hungarian (greedy rules)": {"assignment": "greedy", "gate": 0.99},
     "memory - lost tracks (max_age 1)": {"max_age": 1},

@@ -321,3 +321,36 @@ def test_a_lost_object_that_stopped_is_found_where_it_was():
     assert ids[-1] == [1]
     _, ids = run(frames, memory(max_jump=0.0))
     assert ids[-1] == [2]
+
+
+def test_a_turn_costs_in_proportion_to_its_angle_and_only_where_there_is_a_direction():
+    tracker = MemoryTracker(memory())
+    for t in range(6):  # moving right at 4 px a frame, 10 px wide
+        tracker.update(t, dets((4 * t, 10, 4 * t + 10, 20, 0)))
+    (track,) = tracker.live
+    last = (track.box[:2] + track.box[2:]) / 2
+    steps = np.array([[10.0, 0.0], [-10.0, 0.0], [0.0, 10.0], [0.1, 0.0]])  # on, back, sideways, about where it was
+    found = np.concatenate([last + steps - 5, last + steps + 5], axis=1)
+    turn = tracker._turn([track], found)[:, 0]
+    vx, vy = track.mean[4:6]
+    sideways = np.degrees(np.arctan2(vx, vy)) / 180  # the velocity is not exactly horizontal after 6 frames
+    np.testing.assert_allclose(turn, [0.0, 1.0, sideways, 0.0], atol=0.02)
+    track.mean[4:6] = 0.05  # under 0.02 box sizes a frame: no direction to keep
+    assert not tracker._turn([track], found).any()
+    track.mean[4:6] = (vx, vy)
+    track.embedding = np.array([1.0, 0.0])  # appearance decides where there is some
+    assert not tracker._turn([track], found).any()
+    with pytest.raises(UserError, match="direction_weight must be >= 0"):
+        MemoryTracker(memory(direction_weight=-0.1))
+
+
+def test_a_track_keeps_its_direction_when_a_look_alike_behind_it_overlaps_its_prediction_more():
+    # The object speeds up (1 px a frame, then 5): its prediction lags, and a look-alike that appears behind it
+    # overlaps the lagging prediction more than the object itself does.
+    seen = [dets((t, 10, t + 10, 20, 0)) for t in range(4)]
+    ahead, behind = (8, 10, 18, 20, 0), (1, 10, 11, 20, 0)
+    for objects, want in (((ahead, behind), [1, 2]), ((behind, ahead), [2, 1])):  # either order
+        _, ids = run([*seen, dets(*objects)], memory())
+        assert ids[-1] == want
+        _, ids = run([*seen, dets(*objects)], memory(direction_weight=0.0))  # by overlap alone: the one behind
+        assert ids[-1] == want[::-1]

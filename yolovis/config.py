@@ -155,6 +155,10 @@ class TrackerConfig:
     # stage one matches the confirmed tracks (two hits or more) first; tentative ones take the detections left
     confirmed_first: bool = True
     fuse_score: bool = False  # similarity x detection score in the cost (ByteTrack's fuse_score)
+    # Stage one adds this x the angle (/ pi) between a track's velocity and the step to the detection (OC-SORT's
+    # direction consistency): of two look-alikes crossing, each keeps going its way. Only for tracks without
+    # embeddings: where appearance tells instances apart it measured worse (docs/tracking.md). 0 = off.
+    direction_weight: float = 0.2
     # share of the appearance distance in the cost, where embeddings exist (0: appearance unused, gate included)
     appearance_weight: float = 0.5
     # The appearance distance enters the cost as min(1, distance / this): embeddings that tell instances apart put

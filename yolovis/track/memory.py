@@ -10,7 +10,9 @@ Per processed frame:
    (`appearance_weight`), a pair too far apart in appearance is never matched (`appearance_gate`), and a lost
    track may be found again by appearance alone near where it was (`reid_distance`, `reid_reach`). One global
    assignment (Hungarian, `assignment`) among the pairs under the gate; the confirmed tracks first, then the
-   tentative ones on the detections left (`confirmed_first`, ByteTrack's order);
+   tentative ones on the detections left (`confirmed_first`, ByteTrack's order). Tracks without embeddings
+   also pay for a turn: the angle between their velocity and the step to the detection (`direction_weight`,
+   OC-SORT's direction consistency), which tells look-alikes apart where they cross;
 3. stage two (`low_threshold` > 0, as ByteTrack): the weak detections against the tracks seen in the previous
    processed frame and left unmatched, on mask IoU alone with a stricter gate (`low_gate`);
 4. stage three (`max_jump`): a confident detection that overlaps nothing continues a track of the same class
@@ -43,6 +45,8 @@ from yolovis.track.results import Appearance, ResultRule, Track, split_final, tr
 
 INFEASIBLE = 1e6  # cost of a pair the gate rules out: never chosen by the assignment
 REFIND_COST = 0.5  # base cost of finding a lost track again by appearance alone: any overlapping pair is cheaper
+# Under this speed (box sizes per frame) a track's direction is noise, and so is the step to a detection this close.
+DIRECTION_MIN_MOVE = 0.02
 
 
 @dataclass
@@ -112,6 +116,8 @@ class MemoryTracker:
             raise UserError(f"track.assignment_power must be positive, not {self.cfg.assignment_power}")
         if not self.cfg.appearance_scale > 0:
             raise UserError(f"track.appearance_scale must be positive, not {self.cfg.appearance_scale}")
+        if not self.cfg.direction_weight >= 0:
+            raise UserError(f"track.direction_weight must be >= 0, not {self.cfg.direction_weight}")
         self.tracks: list[Track] = []
         self.live: list[LiveTrack] = []
         self.last_frame = -1
@@ -235,10 +241,10 @@ class MemoryTracker:
         boxes: np.ndarray,
         embeddings: np.ndarray | None,
         gate: float,
-        blend_appearance: bool,
+        stage_one: bool,
     ) -> list[tuple[int, int]]:
-        """(detection index, live-track index) pairs among `dets` x `tracks`; with `blend_appearance` the
-        appearance distance is part of the cost (stage one), otherwise it only gates."""
+        """(detection index, live-track index) pairs among `dets` x `tracks`. In stage one the appearance
+        distance is part of the cost and so is a turn (`direction_weight`); otherwise appearance only gates."""
         if not dets or not tracks:
             return []
         cfg = self.cfg
@@ -257,7 +263,7 @@ class MemoryTracker:
                 )
                 iou[:, lost] = np.maximum(iou[:, lost], still)
         cost = 1.0 - iou
-        if blend_appearance and embeddings is not None:
+        if stage_one and embeddings is not None:
             cost = self._with_appearance(cost, iou, embeddings[dets], live, boxes[dets])
         elif embeddings is not None:
             cost = self._gate_by_appearance(cost, *appearance_distance(embeddings[dets], live))
@@ -265,7 +271,26 @@ class MemoryTracker:
             cost = 1.0 - (1.0 - cost) * np.array([scores[i] for i in dets])[:, None]
         differ = np.array([labels[i] for i in dets])[:, None] != np.array([t.label for t in live])[None, :]
         cost = cost + cfg.class_penalty * differ
+        if stage_one and cfg.direction_weight > 0:  # a preference among the pairs the gate allows, never a veto
+            turned = np.minimum(cost + cfg.direction_weight * self._turn(live, boxes[dets]), gate)
+            cost = np.where(cost <= gate, turned, cost)
         return [(dets[r], tracks[c]) for r, c in assign(cost, gate, cfg.assignment, cfg.margin, cfg.assignment_power)]
+
+    def _turn(self, live: list[LiveTrack], found: np.ndarray) -> np.ndarray:
+        """(D, T) in [0, 1]: the angle between each track's velocity and the step from where it was last seen to
+        each detection's box centre, / pi (0: straight on, 1: straight back). 0 where there is no direction to
+        keep: a track with an embedding (appearance decides there), one that barely moves, or a detection about
+        where the track was (both under `DIRECTION_MIN_MOVE` box sizes)."""
+        seen = kalman.xyxy_to_cxcywh(np.stack([t.box for t in live]))  # (T, 4)
+        size = np.sqrt(np.maximum(seen[:, 2] * seen[:, 3], 1.0))
+        velocity = np.stack([t.mean[4:6] for t in live])  # (T, 2) pixels per processed frame
+        speed = np.linalg.norm(velocity, axis=1)
+        step = kalman.xyxy_to_cxcywh(found)[:, None, :2] - seen[None, :, :2]  # (D, T, 2)
+        length = np.linalg.norm(step, axis=2)
+        cosine = (step * velocity[None]).sum(2) / np.maximum(length * speed[None], 1e-9)
+        defined = (speed >= DIRECTION_MIN_MOVE * size) & np.array([t.embedding is None for t in live])
+        defined = defined[None, :] & (length >= DIRECTION_MIN_MOVE * size[None, :])
+        return np.where(defined, np.arccos(np.clip(cosine, -1.0, 1.0)) / np.pi, 0.0)
 
     def _with_appearance(self, cost: np.ndarray, iou: np.ndarray, found: np.ndarray, live: list[LiveTrack],
                          boxes: np.ndarray) -> np.ndarray:  # fmt: skip
