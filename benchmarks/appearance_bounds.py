@@ -29,12 +29,11 @@ import numpy as np
 
 from yolovis.config import TrackerConfig
 from yolovis.data.annotations import VISAnnotations, parse_vis_annotations, read_json
-from yolovis.data.masks import to_rle
 from yolovis.eval.ytvis_eval import evaluate_vis
 from yolovis.model.detections import Detections
 from yolovis.track.mask_iou import MaskCrop
 from yolovis.track.memory import LiveTrack, MemoryTracker
-from yolovis.track.oracle import oracle_results, true_identities
+from yolovis.track.oracle import instances_per_frame, oracle_results, true_identities
 from yolovis.track.recorded import VideoDetections
 
 RECENT_FRAMES = 10  # a track's extent: the largest box it had over this many of its last frames
@@ -102,16 +101,13 @@ def pieces_identities(video: VideoDetections, ann: VISAnnotations) -> list[dict[
     (the instance holding most of it)."""
     from pycocotools import mask as mask_utils
 
-    gt_tracks = [ann.tracks[i] for i in ann.tracks_by_video[video.video_id] if not ann.tracks[i].iscrowd]
     identities = []
-    for t, frame in enumerate(video.frames):
-        present = [g for g in gt_tracks if t < len(g.segmentations) and g.segmentations[t]]
-        if len(frame) == 0 or not present:
+    for frame, (ids, gt_rles) in zip(video.frames, instances_per_frame(video, ann), strict=True):
+        if len(frame) == 0 or not ids:
             identities.append({})
             continue
-        gt_rles = [to_rle(g.segmentations[t], video.height, video.width) for g in present]
         inside = np.array(mask_utils.iou(list(frame.rles), gt_rles, [1] * len(gt_rles))).reshape(len(frame), -1)
-        identities.append({i: present[int(row.argmax())].id for i, row in enumerate(inside) if row.max() >= 0.5})
+        identities.append({i: ids[int(row.argmax())] for i, row in enumerate(inside) if row.max() >= 0.5})
     return identities
 
 

@@ -12,6 +12,8 @@ is the detector's share, the same in both figures.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
@@ -34,18 +36,23 @@ def match_by_iou(iou: np.ndarray, threshold: float = ORACLE_IOU) -> list[tuple[i
     return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if allowed[r, c]]
 
 
+def instances_per_frame(video: VideoDetections, ann: VISAnnotations) -> Iterator[tuple[list[int], list[dict]]]:
+    """For each frame of one video of `ann`: the ids of the (non-crowd) instances present and their RLEs."""
+    gt_tracks = [ann.tracks[i] for i in ann.tracks_by_video[video.video_id] if not ann.tracks[i].iscrowd]
+    for t in range(len(video.frames)):
+        present = [g for g in gt_tracks if t < len(g.segmentations) and g.segmentations[t]]
+        yield [g.id for g in present], [to_rle(g.segmentations[t], video.height, video.width) for g in present]
+
+
 def true_identities(video: VideoDetections, ann: VISAnnotations) -> list[dict[int, int]]:
     """Per frame of one video of `ann`, {detection index: id of the ground-truth instance it matches} (one-to-one,
     mask IoU >= 0.5; crowd regions give no identity)."""
-    gt_tracks = [ann.tracks[i] for i in ann.tracks_by_video[video.video_id] if not ann.tracks[i].iscrowd]
     identities = []
-    for t, frame in enumerate(video.frames):
-        present = [g for g in gt_tracks if t < len(g.segmentations) and g.segmentations[t]]
-        if len(frame) == 0 or not present:
+    for frame, (ids, gt_rles) in zip(video.frames, instances_per_frame(video, ann), strict=True):
+        if len(frame) == 0 or not ids:
             identities.append({})
             continue
-        gt_rles = [to_rle(g.segmentations[t], video.height, video.width) for g in present]
-        identities.append({i: present[j].id for i, j in match_by_iou(mask_iou(frame.rles, gt_rles))})
+        identities.append({i: ids[j] for i, j in match_by_iou(mask_iou(frame.rles, gt_rles))})
     return identities
 
 
