@@ -281,6 +281,9 @@ class MemoryTracker:
         each detection's box centre, / pi (0: straight on, 1: straight back). 0 where there is no direction to
         keep: a track with an embedding (appearance decides there), one that barely moves, or a detection about
         where the track was (both under `DIRECTION_MIN_MOVE` box sizes)."""
+        unseen_look = np.array([t.embedding is None for t in live])
+        if not unseen_look.any():  # a model with an association head: nothing to compute, every frame
+            return np.zeros((len(found), len(live)))
         seen = kalman.xyxy_to_cxcywh(np.stack([t.box for t in live]))  # (T, 4)
         size = np.sqrt(np.maximum(seen[:, 2] * seen[:, 3], 1.0))
         velocity = np.stack([t.mean[4:6] for t in live])  # (T, 2) pixels per processed frame
@@ -288,7 +291,7 @@ class MemoryTracker:
         step = kalman.xyxy_to_cxcywh(found)[:, None, :2] - seen[None, :, :2]  # (D, T, 2)
         length = np.linalg.norm(step, axis=2)
         cosine = (step * velocity[None]).sum(2) / np.maximum(length * speed[None], 1e-9)
-        defined = (speed >= DIRECTION_MIN_MOVE * size) & np.array([t.embedding is None for t in live])
+        defined = (speed >= DIRECTION_MIN_MOVE * size) & unseen_look
         defined = defined[None, :] & (length >= DIRECTION_MIN_MOVE * size[None, :])
         return np.where(defined, np.arccos(np.clip(cosine, -1.0, 1.0)) / np.pi, 0.0)
 
