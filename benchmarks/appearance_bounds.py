@@ -32,7 +32,7 @@ from yolovis.data.annotations import VISAnnotations, parse_vis_annotations, read
 from yolovis.eval.ytvis_eval import evaluate_vis
 from yolovis.model.detections import Detections
 from yolovis.track.mask_iou import MaskCrop
-from yolovis.track.memory import LiveTrack, MemoryTracker
+from yolovis.track.memory import LiveTrack, MemoryTracker, appearance_distance
 from yolovis.track.oracle import instances_per_frame, oracle_results, true_identities
 from yolovis.track.recorded import VideoDetections
 
@@ -67,12 +67,14 @@ class OneTrackPerObject(MemoryTracker):
         frame = self.frame
         if frame is None or frame.embeddings is None or not matched:
             return out
-        looks, labels, boxes = frame.embeddings.numpy(), frame.labels.tolist(), frame.boxes.numpy()
+        labels, boxes = frame.labels.tolist(), frame.boxes.numpy()
         now = [t for t in self.live if t.record.last_frame == self.last_frame and t.embedding is not None]
-        for i in candidates:
-            for t in now:
-                same_look = 1.0 - float(looks[i] @ t.embedding) <= self.distance
-                if labels[i] == t.label and same_look and self._fits(boxes[i], t.box, t):
+        if not now or not candidates:
+            return out
+        _, distance = appearance_distance(frame.embeddings.numpy()[candidates], now)  # (C, T)
+        for k, i in enumerate(candidates):
+            for t, d in zip(now, distance[k], strict=True):
+                if labels[i] == t.label and d <= self.distance and self._fits(boxes[i], t.box, t):
                     out.add(i)
                     break
         return out
@@ -82,16 +84,18 @@ class OneTrackPerObject(MemoryTracker):
             (t for t in self.live if t.record.last_frame == frame_index and t.embedding is not None and t.confirmed),
             key=lambda t: t.record.track_id,
         )
+        if len(now) < 2:
+            return
+        _, distance = appearance_distance(np.stack([t.embedding for t in now]), now)  # (T, T)
         ended: set[int] = set()
         for k, older in enumerate(now):
             if id(older) in ended:
                 continue
-            for younger in now[k + 1 :]:
+            for m in range(k + 1, len(now)):
+                younger = now[m]
                 if id(younger) in ended or younger.label != older.label:
                     continue
-                if 1.0 - float(older.embedding @ younger.embedding) <= self.distance and self._fits(
-                    older.box, younger.box, older
-                ):
+                if distance[k, m] <= self.distance and self._fits(older.box, younger.box, older):
                     ended.add(id(younger))
         self.live = [t for t in self.live if id(t) not in ended]
 
