@@ -207,7 +207,8 @@ def test_predict_diagnose_and_video_tracker_take_the_exported_folder(setup, expo
 
 
 def test_an_exported_colour_association_head_gives_the_checkpoints_embeddings(setup, tmp_path):
-    # The colour map is a network output like the embedding maps: the exported graph hands it to the RoI heads.
+    # The colour map (and the image, for the histogram) is a network output like the embedding maps: the exported
+    # graph hands it to the RoI heads.
     pytest.importorskip("onnxruntime")
     root, _, frames, _ = setup
     ckpt = _untrained_checkpoint(tmp_path / "assoc.pt", root / "data", ["model.assoc_dim=16"])
@@ -216,5 +217,5 @@ def test_an_exported_colour_association_head_gives_the_checkpoints_embeddings(se
     assert summary.max_abs_diff < 1e-4
     reference, runtime = Detector.from_checkpoint(ckpt), Detector.from_checkpoint(summary.folder)
     for want, got in zip(reference(frames[:2]), runtime(frames[:2]), strict=True):
-        assert want.embeddings is not None and want.embeddings.shape == (len(want), 16)
+        assert want.embeddings is not None and want.embeddings.shape == (len(want), 16 + 256)
         torch.testing.assert_close(got.embeddings, want.embeddings, atol=1e-3, rtol=0)

@@ -267,6 +267,12 @@ def _diagnose(args: argparse.Namespace) -> None:
     detector = load_detector(args.checkpoint, _inference_options(args))
     for text in args.set:
         detector.config = merge(detector.config, parse_override(text), f"--set {text}")
+    head = detector.model.assoc_head
+    if head is not None and head.colour:  # the histogram has no weights: a checkpoint can take it up (or drop it)
+        try:
+            head.set_histogram(detector.config.model.assoc_histogram)
+        except ValueError as e:
+            raise UserError(f"--set: {e}") from None
     total = load_vis_annotations(args.ann).num_frames
     with tqdm(total=total, desc="detect", unit="frame", dynamic_ncols=True) as bar:
         diagnosis, _ = diagnose(detector, args.ann, args.images, batch_size=args.batch, progress=bar.update)

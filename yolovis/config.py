@@ -53,6 +53,10 @@ class ModelConfig:
     # The association head also sees the frame's colours under each predicted mask (`model/assoc_head.py`);
     # checkpoints from before it read as false (the head pooled the embedding maps alone).
     assoc_colour: bool = True
+    # Its embedding also holds a colour histogram under each mask, this share of the appearance distance (0 =
+    # none; with `assoc_colour` only). It has no weights, so a checkpoint trained without it can use it (`--set`);
+    # checkpoints from before it read as 0.
+    assoc_histogram: float = 0.8
     # Training RoIs of the mask head: the ground-truth boxes plus the network's own boxes, kept few and loose.
     train_proposals: int = 8  # predicted boxes per image
     train_proposal_score: float = 0.05
@@ -162,17 +166,17 @@ class TrackerConfig:
     # share of the appearance distance in the cost, where embeddings exist (0: appearance unused, gate included)
     appearance_weight: float = 0.5
     # The appearance distance enters the cost as min(1, distance / this): embeddings that tell instances apart put
-    # another instance near 0.1 and the same one near 0.01, far below the mask term's 0..1 range (1: the raw
-    # distance, as before; docs/tracking.md).
-    appearance_scale: float = 0.2
+    # another instance near 0.1-0.3 and the same one near 0.01-0.05, far below the mask term's 0..1 range (1: the
+    # raw distance, as before). 0.15 with the colour histogram in the embedding, 0.2 before (docs/tracking.md).
+    appearance_scale: float = 0.15
     embedding_momentum: float = 0.9  # a track's embedding: this much of the old one, the rest the new
     reid_distance: float = 0.3  # a lost track is found again by appearance alone below this distance; 0 = never
     reid_reach: float = 4.0  # ... within this many box sizes of where it was last seen or is predicted
     # A detection whose appearance distance to a track exceeds this is never that track, in any stage, however
     # they overlap or near it is (0 = no such rule): where embeddings tell instances apart (the colour head,
     # docs/tracking.md), this stops look-alike swaps; where they do not, their distances stay far below it and
-    # nothing changes.
-    appearance_gate: float = 0.1
+    # nothing changes. 0.15 with the colour histogram in the embedding (its distances are wider), 0.1 before.
+    appearance_gate: float = 0.15
 
 
 @dataclass
@@ -191,7 +195,12 @@ class ConfigError(UserError):
 # Model keys added after the first release, with the value that a config written before them meant: a stored
 # config (a checkpoint's, an exported folder's) without the key describes a network built that way, whatever
 # the default has become since.
-MODEL_KEYS_ADDED: dict[str, Any] = {"assoc_dim": 0, "mask_roi_scale": 1.0, "assoc_colour": False}
+MODEL_KEYS_ADDED: dict[str, Any] = {
+    "assoc_dim": 0,
+    "mask_roi_scale": 1.0,
+    "assoc_colour": False,
+    "assoc_histogram": 0.0,
+}
 
 
 def with_model_keys_of_its_time(saved: dict) -> dict:

@@ -47,7 +47,8 @@ class DenseOutput:
     embeddings: list[torch.Tensor]
     input_size: tuple[int, int]  # (H, W)
     features: dict[str, list[torch.Tensor]] = field(default_factory=dict)
-    colours: list[torch.Tensor] = field(default_factory=list)  # [(B, 3, H/4, W/4)] for a colour association head
+    # [(B, 3, H/4, W/4)] for a colour association head, and the images (B, 3, H, W) for its histogram
+    colours: list[torch.Tensor] = field(default_factory=list)
 
 
 @dataclass
@@ -141,7 +142,11 @@ class YoloV4Plus1(nn.Module):
         neck = self.neck([b2, b3, b4, b5])  # n2..n5: (B, 64|128|256|512, H/4 .. H/32, ...)
         predictions = self.head(neck)  # per level (B, nA, H_k, W_k, 5 + K)
         embeddings = self.embedding(neck)  # per level (B, E, H_k, W_k)
-        colours = [colour_map(images)] if self.assoc_head is not None and self.assoc_head.colour else []
+        colours = []
+        if self.assoc_head is not None and self.assoc_head.colour:
+            colours = [colour_map(images)]  # (B, 3, H/4, W/4)
+            if self.assoc_head.histogram > 0:
+                colours.append(images)  # the histogram counts the frame's own pixels: (B, 3, H, W)
         return DenseOutput(predictions, embeddings, tuple(images.shape[-2:]),
                            {"backbone": [b2, b3, b4, b5], "neck": neck}, colours)  # fmt: skip
 
@@ -163,7 +168,9 @@ class YoloV4Plus1(nn.Module):
         assoc = None
         if self.assoc_head is not None:  # the colour head pools under the masks, so on the masks' RoIs
             assoc_rois = mask_rois if self.assoc_head.colour else rois
-            assoc = self.assoc_head(dense.embeddings, assoc_rois, dense.colours, mask_logits)  # (sum R_b, D)
+            # The loss trains the learned part; the histogram (inference only) has nothing to learn.
+            assoc = self.assoc_head(dense.embeddings, assoc_rois, dense.colours, mask_logits,
+                                    with_histogram=targets is None)  # (sum R_b, D [+ 256])  # fmt: skip
         return ModelOutput(dense.predictions, dense.embeddings, anchors, self.strides, proposals, rois, mask_logits,
                            assoc, dense.features, self.mask_roi_scale)  # fmt: skip
 
@@ -196,7 +203,12 @@ def build_model(cfg: ModelConfig, postprocess: PostprocessConfig | None = None) 
     mask_head = MaskHead(embed_dim, backbone.strides, cfg.mask_channels or scale.mask_channels, fc=cfg.mask_fc)
     assoc_head = None
     if cfg.assoc_dim > 0:
-        assoc_head = AssociationHead(embed_dim, backbone.strides, cfg.assoc_dim, colour=cfg.assoc_colour)
+        histogram = cfg.assoc_histogram if cfg.assoc_colour else 0.0  # it pools under the colour path's masks
+        try:
+            assoc_head = AssociationHead(embed_dim, backbone.strides, cfg.assoc_dim, colour=cfg.assoc_colour,
+                                         histogram=histogram)  # fmt: skip
+        except ValueError as e:
+            raise UserError(str(e)) from None
     selection = selection_for_inference(postprocess or PostprocessConfig())
     return YoloV4Plus1(backbone, spp, neck, head, embedding, mask_head, assoc_head, anchors, cfg.anchor_img_size,
                        selection, selection_for_training(cfg), cfg.mask_roi_scale)  # fmt: skip
