@@ -246,9 +246,10 @@ def test_appearance_scale_lets_a_clear_appearance_difference_outweigh_a_small_ov
     # One detection overlapping A more (IoU 1/3 against 0.18) but 0.08 from A's look and 0.01 from B's.
     later = frame([(5, 10, 15, 20, 0)], [np.arccos(0.92)])
     for scale, want in ((1.0, 1), (0.2, 2)):
-        # raw distances: A costs 0.5 x 0.667 + 0.5 x 0.08 = 0.37 against B's 0.5 x 0.824 + 0.5 x 0.01 = 0.42;
-        # in units of 0.2: A 0.33 + 0.5 x 0.4 = 0.53 against B 0.41 + 0.5 x 0.05 = 0.44
-        _, ids = run([seen] * 3 + [later], memory(motion="none", max_jump=0, appearance_scale=scale))
+        # At appearance_weight 0.5: raw distances: A costs 0.5 x 0.667 + 0.5 x 0.08 = 0.37 against B's 0.5 x 0.824
+        # + 0.5 x 0.01 = 0.42; in units of 0.2: A 0.33 + 0.5 x 0.4 = 0.53 against B 0.41 + 0.5 x 0.05 = 0.44
+        cfg = memory(motion="none", max_jump=0, appearance_scale=scale, appearance_weight=0.5)
+        _, ids = run([seen] * 3 + [later], cfg)
         assert ids[-1] == [want], scale
     with pytest.raises(UserError, match="appearance_scale must be positive"):
         MemoryTracker(memory(appearance_scale=0.0))

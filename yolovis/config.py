@@ -163,15 +163,16 @@ class TrackerConfig:
     # direction consistency): of two look-alikes crossing, each keeps going its way. Only for tracks without
     # embeddings: where appearance tells instances apart it measured worse (docs/tracking.md). 0 = off.
     direction_weight: float = 0.2
-    # share of the appearance distance in the cost, where embeddings exist (0: appearance unused, gate included)
-    appearance_weight: float = 0.5
+    # share of the appearance distance in the cost, where embeddings exist (0: appearance unused, gate included);
+    # 0.85 with the colour histogram in the embedding, 0.5 before (docs/tracking.md)
+    appearance_weight: float = 0.85
     # The appearance distance enters the cost as min(1, distance / this): embeddings that tell instances apart put
     # another instance near 0.1-0.3 and the same one near 0.01-0.05, far below the mask term's 0..1 range (1: the
     # raw distance, as before). 0.15 with the colour histogram in the embedding, 0.2 before (docs/tracking.md).
     appearance_scale: float = 0.15
     embedding_momentum: float = 0.9  # a track's embedding: this much of the old one, the rest the new
     reid_distance: float = 0.3  # a lost track is found again by appearance alone below this distance; 0 = never
-    reid_reach: float = 4.0  # ... within this many box sizes of where it was last seen or is predicted
+    reid_reach: float = 8.0  # ... within this many box sizes of where it was last seen or is predicted (4 before)
     # A detection whose appearance distance to a track exceeds this is never that track, in any stage, however
     # they overlap or near it is (0 = no such rule): where embeddings tell instances apart (the colour head,
     # docs/tracking.md), this stops look-alike swaps; where they do not, their distances stay far below it and
