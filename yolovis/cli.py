@@ -269,8 +269,12 @@ def _diagnose(args: argparse.Namespace) -> None:
         detector.config = merge(detector.config, parse_override(text), f"--set {text}")
     head = detector.model.assoc_head
     if head is not None and head.colour:  # the histogram has no weights: a checkpoint can take it up (or drop it)
+        share = detector.config.model.assoc_histogram
+        if detector.network is not None and head.histogram == 0 and share > 0:
+            raise UserError(f"{args.checkpoint}: exported without the colour histogram (its graph does not output "
+                            "the image); use --set model.assoc_histogram on the checkpoint instead")  # fmt: skip
         try:
-            head.set_histogram(detector.config.model.assoc_histogram)
+            head.set_histogram(share)
         except ValueError as e:
             raise UserError(f"--set: {e}") from None
     total = load_vis_annotations(args.ann).num_frames
