@@ -29,6 +29,7 @@ import numpy as np
 
 from yolovis.config import TrackerConfig
 from yolovis.data.annotations import VISAnnotations, parse_vis_annotations, read_json
+from yolovis.engine.diagnose import replay_tracker
 from yolovis.eval.ytvis_eval import evaluate_vis
 from yolovis.model.detections import Detections
 from yolovis.track.mask_iou import MaskCrop
@@ -137,9 +138,8 @@ def score(gt: dict, ann: VISAnnotations, videos: list[VideoDetections], cfg: Tra
     """Video AP50 / AP of the tracker and of perfect association on the same detections."""
     results, oracle = [], []
     for v in videos:
-        tracker = OneTrackPerObject(cfg, *rules) if rules else MemoryTracker(cfg)
-        ids = [tracker.update(t, f.to_detections(v.height, v.width), list(f.rles)) for t, f in enumerate(v.frames)]
-        results += tracker.results(v.video_id, v.length, cats)
+        tracked, ids = replay_tracker(v, cfg, cats, OneTrackPerObject(cfg, *rules) if rules else None)
+        results += tracked
         oracle += oracle_results(v, ann, ids, cfg, cats)
     t = evaluate_vis(gt, results, gt_source=source, tracking=False).metrics
     o = evaluate_vis(gt, oracle, gt_source=source, tracking=False).metrics

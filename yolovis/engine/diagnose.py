@@ -23,7 +23,7 @@ from yolovis.engine.predict import annotation_frames
 from yolovis.engine.stream import batched
 from yolovis.eval.frame_ap import frame_mask_ap
 from yolovis.eval.ytvis_eval import VISEvaluation, evaluate_vis
-from yolovis.track.build import build_tracker
+from yolovis.track.build import Tracker, build_tracker
 from yolovis.track.mask_iou import encode_detections
 from yolovis.track.oracle import identity_changes, oracle_results, true_identities
 from yolovis.track.recorded import FrameRecord, VideoDetections
@@ -53,11 +53,12 @@ def record_videos(
 
 
 def replay_tracker(
-    video: VideoDetections, cfg: TrackerConfig, label_to_category: list[int] | None
+    video: VideoDetections, cfg: TrackerConfig, label_to_category: list[int] | None, tracker: Tracker | None = None
 ) -> tuple[list[dict], list[list[int]]]:
     """The results `track.method` gives for one video's recorded detections (as `predict` would give them), and
-    the track id it gave each detection of each frame (-1: not tracked)."""
-    tracker = build_tracker(cfg)
+    the track id it gave each detection of each frame (-1: not tracked). `tracker`: a fresh tracker to replay
+    through instead of the one `cfg` builds (a benchmark's variant)."""
+    tracker = tracker if tracker is not None else build_tracker(cfg)
     ids = [
         tracker.update(t, f.to_detections(video.height, video.width), list(f.rles)) for t, f in enumerate(video.frames)
     ]
