@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from yolovis.config import Config, ModelConfig
+from yolovis.data.letterbox import LetterboxInfo
+from yolovis.data.sample import FrameSample
 from yolovis.model import build_model
 from yolovis.model.assoc_head import AssociationHead, colour_histogram, colour_map, rgb_to_hsv
 
@@ -84,8 +86,6 @@ def test_training_asks_for_the_learned_part_alone_and_inference_gets_both():
     with torch.no_grad():
         out = model(images)
     assert out.assoc.shape[1] == 16 + 256
-    from yolovis.data.letterbox import LetterboxInfo
-    from yolovis.data.sample import FrameSample
 
     target = FrameSample(None, torch.tensor([[4.0, 4.0, 40.0, 40.0]]), torch.tensor([0]),
                          torch.zeros(1, 64, 64, dtype=torch.uint8), torch.tensor([7]), 0, 0,

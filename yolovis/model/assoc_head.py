@@ -37,6 +37,7 @@ COLOUR_STRIDE = 4  # the stride of `DenseOutput.colours`: the image averaged ove
 COLOUR_ROI_SIZE = 14
 COLOUR_CHANNELS = 32
 HISTOGRAM_BINS = (16, 4, 4)  # hue (circular), saturation, value
+HISTOGRAM_DIM = HISTOGRAM_BINS[0] * HISTOGRAM_BINS[1] * HISTOGRAM_BINS[2]  # 256
 HISTOGRAM_ROI_SIZE = 28  # pixels sampled per RoI side, from the full-resolution frame
 
 
@@ -75,7 +76,7 @@ def soft_bins(x: torch.Tensor, n: int, circular: bool = False) -> torch.Tensor:
 
 
 def colour_histogram(pixels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """(N, 3, S, S) RGB pixels, (N, S', S') mask probabilities -> (N, 16 * 4 * 4): the square-rooted HSV histogram
+    """(N, 3, S, S) RGB pixels, (N, S', S') mask probabilities -> (N, HISTOGRAM_DIM): the square-rooted HSV histogram
     of the pixels under the mask, unit length (the cosine of two is the Bhattacharyya coefficient)."""
     h, s, v = rgb_to_hsv(pixels.float())
     bins_h, bins_s, bins_v = HISTOGRAM_BINS
@@ -137,7 +138,7 @@ class AssociationHead(nn.Module):
         boxes = [r.to(embeddings[0].dtype) for r in rois]
         histogram = self.histogram if with_histogram else 0.0
         if sum(int(b.shape[0]) for b in boxes) == 0:
-            width = self.dim + (HISTOGRAM_BINS[0] * HISTOGRAM_BINS[1] * HISTOGRAM_BINS[2] if histogram > 0 else 0)
+            width = self.dim + (HISTOGRAM_DIM if histogram > 0 else 0)
             return embeddings[0].sum()[None, None].expand(0, width) * 0  # empty, still in the graph
         fused = None
         for emb, stride, conv in zip(embeddings, self.strides, self.level_convs, strict=True):
