@@ -13,7 +13,7 @@ from yolovis.track import kalman
 from yolovis.track.build import build_tracker
 from yolovis.track.greedy import GreedyTracker
 from yolovis.track.mask_iou import MaskCrop, encode_masks, rle_boxes, shifted_crop_iou
-from yolovis.track.memory import MemoryTracker, assign
+from yolovis.track.memory import MemoryTracker, assign, embedding_keep
 
 
 def memory(**changes) -> TrackerConfig:
@@ -233,6 +233,28 @@ def test_the_appearance_gate_holds_for_weak_detections_and_jumps_too():
     for later, gate, want in ((blue, 0.1, 2), (blue, 0.0, 1), (near_red, 0.1, 1)):
         _, ids = run([frame(start, red), frame(jumped, later)], memory(appearance_gate=gate))
         assert ids[-1] == [want], (later, gate)
+
+
+def test_a_tracks_embedding_takes_a_share_of_each_detection_that_grows_with_its_score():
+    def frame(embedding, score):
+        d = dets((0, 10, 12, 22, 0), score=score)
+        d.embeddings = torch.tensor([embedding], dtype=torch.float32)
+        return d
+
+    red, blue = [1.0, 0.0], [0.0, 1.0]
+    # momentum 0.9, floor 0.6: a detection scoring 1 gives 0.1, one scoring 0.8 half that, 0.6 or less nothing
+    assert embedding_keep(0.9, 0.6, 1.0) == pytest.approx(0.9)
+    assert embedding_keep(0.9, 0.6, 0.8) == pytest.approx(0.95)
+    assert embedding_keep(0.9, 0.6, 0.5) == 1.0
+    assert embedding_keep(0.9, 0.0, 0.3) == 0.9  # floor 0: the same share whatever the score
+    for score, floor, kept in ((0.8, 0.6, 0.95), (0.5, 0.6, 1.0), (0.5, 0.0, 0.9), (1.0, 0.6, 0.9)):
+        cfg = memory(embedding_score_floor=floor, appearance_weight=0.0)  # position alone matches
+        tracker, ids = run([frame(red, 0.9), frame(blue, score)], cfg)
+        assert ids == [[1], [1]]
+        mixed = kept * np.array(red) + (1 - kept) * np.array(blue)
+        np.testing.assert_allclose(tracker.live[0].embedding, mixed / np.linalg.norm(mixed), rtol=1e-6)
+    with pytest.raises(UserError, match="embedding_score_floor"):
+        MemoryTracker(memory(embedding_score_floor=1.0))
 
 
 def test_appearance_scale_lets_a_clear_appearance_difference_outweigh_a_small_overlap_difference():

@@ -171,6 +171,10 @@ class TrackerConfig:
     # raw distance, as before). 0.15 with the colour histogram in the embedding, 0.2 before (docs/tracking.md).
     appearance_scale: float = 0.15
     embedding_momentum: float = 0.9  # a track's embedding: this much of the old one, the rest the new
+    # ... for a detection scoring 1; the new one's share falls linearly with the score to none at this floor
+    # (Deep OC-SORT's dynamic appearance): a weak detection is often a piece of the object or a mix of two, and
+    # its look would drift the track's. 0 = every detection takes the same share (as before; docs/tracking.md).
+    embedding_score_floor: float = 0.6
     reid_distance: float = 0.3  # a lost track is found again by appearance alone below this distance; 0 = never
     reid_reach: float = 8.0  # ... within this many box sizes of where it was last seen or is predicted (4 before)
     # A detection whose appearance distance to a track exceeds this is never that track, in any stage, however

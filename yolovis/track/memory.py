@@ -19,7 +19,8 @@ Per processed frame:
    seen at most `jump_lost_frames` frames ago within that many box sizes of its predicted centre (an object
    faster than its own size per frame, or back after a short loss);
    `appearance_gate` holds in stages two and three too: a detection that looks too different is never the track;
-5. matched tracks take their detection (one batched filter update, mask, embedding average); unmatched
+5. matched tracks take their detection (one batched filter update, mask, embedding average weighted by the
+   detection's score, `embedding_score_floor`); unmatched
    confident detections start tentative tracks, confirmed by a second hit, unless they lie mostly inside a
    matched detection's mask (a duplicate, `duplicate_overlap`); a lost track stays matchable for `max_age`
    processed frames.
@@ -104,6 +105,15 @@ def appearance_distance(found: np.ndarray, live: list[LiveTrack]) -> tuple[np.nd
     return have, np.clip(1.0 - found @ gallery.T, 0.0, 1.0)
 
 
+def embedding_keep(momentum: float, score_floor: float, score: float) -> float:
+    """The share of a track's embedding kept when it takes a detection of this score: `momentum` at score 1,
+    rising linearly to 1 (nothing taken) at `score_floor` and below; `momentum` whatever the score at floor 0."""
+    if score_floor <= 0:
+        return momentum
+    trust = min(max((score - score_floor) / (1.0 - score_floor), 0.0), 1.0)
+    return 1.0 - (1.0 - momentum) * trust
+
+
 class MemoryTracker:
     """Online tracker for one video: call `update(frame_index, detections)` for each processed frame, in order.
 
@@ -116,6 +126,8 @@ class MemoryTracker:
             raise UserError(f"track.assignment_power must be positive, not {self.cfg.assignment_power}")
         if not self.cfg.appearance_scale > 0:
             raise UserError(f"track.appearance_scale must be positive, not {self.cfg.appearance_scale}")
+        if not 0 <= self.cfg.embedding_score_floor < 1:
+            raise UserError(f"track.embedding_score_floor must be in [0, 1), not {self.cfg.embedding_score_floor}")
         if not self.cfg.direction_weight >= 0:
             raise UserError(f"track.direction_weight must be >= 0, not {self.cfg.direction_weight}")
         self.tracks: list[Track] = []
@@ -371,7 +383,7 @@ class MemoryTracker:
             if track.embedding is None:
                 track.embedding = embedding
             else:
-                keep = self.cfg.embedding_momentum
+                keep = embedding_keep(self.cfg.embedding_momentum, self.cfg.embedding_score_floor, score)
                 mixed = keep * track.embedding + (1 - keep) * embedding
                 track.embedding = mixed / max(float(np.linalg.norm(mixed)), 1e-12)
         track.hits += 1
