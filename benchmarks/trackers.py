@@ -51,6 +51,7 @@ ABLATION = {  # name -> the memory tracker's settings changed
     "memory - appearance": {"appearance_weight": 0.0, "reid_distance": 0.0},
     "memory - appearance gate": {"appearance_gate": 0.0},
     "memory - appearance scale (raw distance)": {"appearance_scale": 1.0},
+    "memory - score-weighted embedding update (every detection's look counts alike)": {"embedding_score_floor": 0.0},
     "memory + fuse_score": {"fuse_score": True},
     "memory - score_frames (plain mean score)": {"score_frames": 0},
     "memory - assignment_power (plain sum of margins)": {"assignment_power": 1.0},
