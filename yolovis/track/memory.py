@@ -19,11 +19,10 @@ Per processed frame:
    seen at most `jump_lost_frames` frames ago within that many box sizes of its predicted centre (an object
    faster than its own size per frame, or back after a short loss);
    `appearance_gate` holds in stages two and three too: a detection that looks too different is never the track;
-5. matched tracks take their detection (one batched filter update, mask, embedding average weighted by the
-   detection's score, `embedding_score_floor`); unmatched
-   confident detections start tentative tracks, confirmed by a second hit, unless they lie mostly inside a
-   matched detection's mask (a duplicate, `duplicate_overlap`); a lost track stays matchable for `max_age`
-   processed frames.
+5. matched tracks take their detection (one batched filter update, mask, and an embedding average in which a
+   detection counts less the weaker it is, `embedding_score_floor`); unmatched confident detections start
+   tentative tracks, confirmed by a second hit, unless they lie mostly inside a matched detection's mask (a
+   duplicate, `duplicate_overlap`); a lost track stays matchable for `max_age` processed frames.
 
 Only the tracks live at a frame are compared, so the cost per frame does not grow with the video; what a track
 keeps for the results is an RLE per frame (`results.Track`), and for matching one mask crop and one embedding.
