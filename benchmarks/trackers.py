@@ -52,6 +52,7 @@ ABLATION = {  # name -> the memory tracker's settings changed
     "memory - appearance gate": {"appearance_gate": 0.0},
     "memory - appearance scale (raw distance)": {"appearance_scale": 1.0},
     "memory - score-weighted embedding update (every detection's look counts alike)": {"embedding_score_floor": 0.0},
+    "memory - contained detections at full score (no decay)": {"contained_decay": 1.0},
     "memory + fuse_score": {"fuse_score": True},
     "memory - score_frames (plain mean score)": {"score_frames": 0},
     "memory - assignment_power (plain sum of margins)": {"assignment_power": 1.0},

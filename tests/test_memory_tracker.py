@@ -257,6 +257,24 @@ def test_a_tracks_embedding_takes_a_share_of_each_detection_that_grows_with_its_
         MemoryTracker(memory(embedding_score_floor=1.0))
 
 
+def test_a_piece_inside_a_higher_scoring_detection_does_not_continue_another_track():
+    # Frame 0: two objects of one class, overlapping (1 and 2). Frame 1: only the first is seen. Frame 2: the first
+    # again, and a piece of it (all inside its mask) that overlaps where the second was last seen (IoU 0.375): at
+    # full score the piece continues the second track; decayed (0.8 x 0.3, weak) it may only continue a track seen
+    # on the frame before, and the second was not.
+    first, second, piece = (0, 0, 20, 20, 0), (14, 0, 30, 20, 0), (14, 0, 20, 20, 0)
+    frames = [dets(first, second), dets(first), dets(first, piece)]
+    frames[2].scores = torch.tensor([0.9, 0.8])
+    _, ids = run(frames, memory(contained_decay=1.0))
+    assert ids[2] == [1, 2]
+    tracker, ids = run(frames, memory())
+    assert ids[2] == [1, -1]
+    assert tracker.tracks[0].frames[2].score == pytest.approx(0.9)
+    for key, value in (("contained_overlap", 0.0), ("contained_overlap", 1.5), ("contained_decay", -0.1)):
+        with pytest.raises(UserError, match="contained_"):
+            MemoryTracker(memory(**{key: value}))
+
+
 def test_appearance_scale_lets_a_clear_appearance_difference_outweigh_a_small_overlap_difference():
     def frame(objects, angles):
         d = dets(*objects)

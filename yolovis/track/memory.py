@@ -23,6 +23,9 @@ Per processed frame:
    detection counts less the weaker it is, `embedding_score_floor`); unmatched confident detections start
    tentative tracks, confirmed by a second hit, unless they lie mostly inside a matched detection's mask (a
    duplicate, `duplicate_overlap`); a lost track stays matchable for `max_age` processed frames.
+Before all of it, a detection lying mostly inside a higher-scoring one of its class (a piece of that object, or a
+near miss inside it) is matched at a decayed score (`contained_overlap`, `contained_decay`): weak, it may
+continue a track seen a frame ago but starts none; the results keep its own score.
 
 Only the tracks live at a frame are compared, so the cost per frame does not grow with the video; what a track
 keeps for the results is an RLE per frame (`results.Track`), and for matching one mask crop and one embedding.
@@ -104,6 +107,13 @@ def appearance_distance(found: np.ndarray, live: list[LiveTrack]) -> tuple[np.nd
     return have, np.clip(1.0 - found @ gallery.T, 0.0, 1.0)
 
 
+def share_inside(inner: list[MaskCrop], outer: list[MaskCrop]) -> np.ndarray:
+    """(len(inner), len(outer)): the share of each inner mask's own area that lies inside each outer mask."""
+    iou = shifted_crop_iou(inner, outer, np.zeros((len(outer), 2)))
+    areas = np.array([c.area for c in inner], dtype=np.float64)[:, None] + [c.area for c in outer]
+    return iou * areas / (1.0 + iou) / np.maximum([[c.area] for c in inner], 1)  # intersection / own area
+
+
 def embedding_keep(momentum: float, score_floor: float, score: float) -> float:
     """The share of a track's embedding kept when it takes a detection of this score: `momentum` at score 1,
     rising linearly to 1 (nothing taken) at `score_floor` and below; `momentum` whatever the score at floor 0."""
@@ -127,6 +137,11 @@ class MemoryTracker:
             raise UserError(f"track.appearance_scale must be positive, not {self.cfg.appearance_scale}")
         if not 0 <= self.cfg.embedding_score_floor < 1:
             raise UserError(f"track.embedding_score_floor must be in [0, 1), not {self.cfg.embedding_score_floor}")
+        if not 0 < self.cfg.contained_overlap <= 1 or not 0 <= self.cfg.contained_decay <= 1:
+            raise UserError(
+                f"track.contained_overlap must be in (0, 1] and track.contained_decay in [0, 1], not "
+                f"{self.cfg.contained_overlap} and {self.cfg.contained_decay}"
+            )
         if not self.cfg.direction_weight >= 0:
             raise UserError(f"track.direction_weight must be >= 0, not {self.cfg.direction_weight}")
         self.tracks: list[Track] = []
@@ -174,6 +189,9 @@ class MemoryTracker:
         rects = rle_boxes([rles[i] for i in kept], height, width)
         masks = detections.masks.numpy() if kept else None
         crops = {i: MaskCrop.from_mask(masks[i], tuple(rects[k])) for k, i in enumerate(kept)}
+        reported = scores  # what the results keep; matching sees a contained detection's score decayed
+        scores = self._contained_decay(kept, scores, labels, crops)
+        kept = [i for i in kept if scores[i] >= self._lowest_score]
         embeddings = detections.embeddings.numpy() if detections.embeddings is not None else None
         looks = embeddings if cfg.appearance_weight > 0 else None  # appearance_weight 0: appearance unused
         high = [i for i in kept if scores[i] >= cfg.detection_threshold]
@@ -213,8 +231,8 @@ class MemoryTracker:
             for t, m, c in zip(continued, means, covs, strict=True):
                 t.mean, t.cov = m, c
         for i, j in pairs:
-            self._continue(self.live[j], frame_index, i, rles[i], scores[i], labels[i], boxes[i], crops[i],
-                           embeddings[i] if embeddings is not None else None)  # fmt: skip
+            self._continue(self.live[j], frame_index, i, rles[i], scores[i], reported[i], labels[i], boxes[i],
+                           crops[i], embeddings[i] if embeddings is not None else None)  # fmt: skip
             ids[i] = self.live[j].record.track_id
         survivors = []
         for j, track in enumerate(self.live):
@@ -230,7 +248,7 @@ class MemoryTracker:
         for i in high:
             if i in matched_dets or not cfg.new_tracks or scores[i] < cfg.new_track_threshold or i in duplicates:
                 continue
-            track = self._start(frame_index, i, rles[i], scores[i], labels[i], boxes[i], crops[i],
+            track = self._start(frame_index, i, rles[i], reported[i], labels[i], boxes[i], crops[i],
                                 embeddings[i] if embeddings is not None else None)  # fmt: skip
             ids[i] = track.record.track_id
         return ids
@@ -339,16 +357,33 @@ class MemoryTracker:
             return cost
         return np.where(have[None, :] & (distance > self.cfg.appearance_gate), INFEASIBLE, cost)
 
+    def _contained_decay(self, kept: list[int], scores: list[float], labels: list[int],
+                         crops: dict[int, MaskCrop]) -> list[float]:  # fmt: skip
+        """The scores matching sees: a detection whose mask lies at least `contained_overlap` inside the mask of
+        a higher-scoring detection of its class counts at its score x `contained_decay`. Such a detection is
+        mostly a piece of that object (part of it, hidden in part by an occluder or another object) or a near
+        miss inside it; at full score it starts tracks and takes identities (soft, as Matrix NMS decays)."""
+        cfg = self.cfg
+        if cfg.contained_decay >= 1 or len(kept) < 2:
+            return scores
+        found = [crops[i] for i in kept]
+        inside = share_inside(found, found)
+        score = np.array([scores[i] for i in kept])
+        label = np.array([labels[i] for i in kept])
+        container = (score[None, :] > score[:, None]) & (label[None, :] == label[:, None])
+        contained = ((inside >= cfg.contained_overlap) & container).any(1)
+        out = list(scores)
+        for k in np.flatnonzero(contained):
+            out[kept[k]] = scores[kept[k]] * cfg.contained_decay
+        return out
+
     def _duplicates(self, candidates: list[int], matched: list[int], crops: dict[int, MaskCrop]) -> set[int]:
         """Candidates for a new track whose mask lies mostly (`duplicate_overlap`) inside the mask of a detection
         that continued a track this frame: a second detection of the same object (visible masks of two objects
         barely overlap), which would otherwise start a track and steal the identity at the next frame."""
         if not candidates or not matched or self.cfg.duplicate_overlap >= 1:
             return set()
-        new, old = [crops[i] for i in candidates], [crops[i] for i in matched]
-        iou = shifted_crop_iou(new, old, np.zeros((len(old), 2)))
-        areas = np.array([c.area for c in new], dtype=np.float64)[:, None] + [c.area for c in old]
-        inside = iou * areas / (1.0 + iou) / np.maximum([[c.area] for c in new], 1)  # intersection / own area
+        inside = share_inside([crops[i] for i in candidates], [crops[i] for i in matched])
         return {candidates[k] for k in np.flatnonzero((inside > self.cfg.duplicate_overlap).any(1))}
 
     def _match_by_distance(self, dets: list[int], tracks: list[int], labels: list[int], boxes: np.ndarray,
@@ -374,9 +409,10 @@ class MemoryTracker:
             cost = self._gate_by_appearance(cost, *appearance_distance(embeddings[dets], live))
         return [(dets[r], tracks[c]) for r, c in assign(cost, self.cfg.max_jump, "hungarian")]
 
-    def _continue(self, track: LiveTrack, frame_index: int, i: int, rle: dict, score: float, label: int,
-                  box: np.ndarray, crop: MaskCrop, embedding: np.ndarray | None) -> None:  # fmt: skip
-        """The track takes detection i (its motion state was updated with the others')."""
+    def _continue(self, track: LiveTrack, frame_index: int, i: int, rle: dict, score: float, reported: float,
+                  label: int, box: np.ndarray, crop: MaskCrop, embedding: np.ndarray | None) -> None:  # fmt: skip
+        """The track takes detection i (its motion state was updated with the others'); `score` is the one
+        matching saw (`_contained_decay`), `reported` the detection's own, which the results keep."""
         track.box, track.crop, track.label = box, crop, label
         if embedding is not None:
             if track.embedding is None:
@@ -387,7 +423,7 @@ class MemoryTracker:
                 track.embedding = mixed / max(float(np.linalg.norm(mixed)), 1e-12)
         track.hits += 1
         track.missed = 0
-        track.record.frames[frame_index] = Appearance(rle, score, label, tuple(float(v) for v in box))
+        track.record.frames[frame_index] = Appearance(rle, reported, label, tuple(float(v) for v in box))
         track.record.last_frame = frame_index
 
     def _start(self, frame_index: int, i: int, rle: dict, score: float, label: int, box: np.ndarray,
