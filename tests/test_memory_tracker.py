@@ -262,14 +262,28 @@ def test_a_piece_inside_a_higher_scoring_detection_does_not_continue_another_tra
     # again, and a piece of it (all inside its mask) that overlaps where the second was last seen (IoU 0.375): at
     # full score the piece continues the second track; decayed (0.8 x 0.3, weak) it may only continue a track seen
     # on the frame before, and the second was not.
+    # Every detection looks alike (one embedding): appearance tells nothing here. Without embeddings the rule is off.
     first, second, piece = (0, 0, 20, 20, 0), (14, 0, 30, 20, 0), (14, 0, 20, 20, 0)
+    plain = [dets(first, second), dets(first), dets(first, piece)]
+    plain[2].scores = torch.tensor([0.9, 0.8])
+    _, ids = run(plain, memory())
+    assert ids[2] == [1, 2]
     frames = [dets(first, second), dets(first), dets(first, piece)]
     frames[2].scores = torch.tensor([0.9, 0.8])
+    for d in frames:
+        d.embeddings = torch.ones((len(d), 1))
     _, ids = run(frames, memory(contained_decay=1.0))
     assert ids[2] == [1, 2]
     tracker, ids = run(frames, memory())
     assert ids[2] == [1, -1]
-    assert tracker.tracks[0].frames[2].score == pytest.approx(0.9)
+    # An object's own detection inside a larger one that looks different (the appearance gate keeps the larger one
+    # off its track): decayed and weak, it continues its track in stage two; the results keep its own score.
+    frames = [dets((0, 0, 20, 20, 0)), dets((0, 0, 40, 20, 0), (0, 0, 20, 20, 0))]
+    frames[1].scores = torch.tensor([0.95, 0.8])
+    frames[0].embeddings, frames[1].embeddings = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    tracker, ids = run(frames, memory())
+    assert ids == [[1], [2, 1]]
+    assert tracker.tracks[0].frames[1].score == pytest.approx(0.8)
     for key, value in (("contained_overlap", 0.0), ("contained_overlap", 1.5), ("contained_decay", -0.1)):
         with pytest.raises(UserError, match="contained_"):
             MemoryTracker(memory(**{key: value}))

@@ -182,9 +182,10 @@ class TrackerConfig:
     # docs/tracking.md), this stops look-alike swaps; where they do not, their distances stay far below it and
     # nothing changes. 0.15 with the colour histogram in the embedding (its distances are wider), 0.1 before.
     appearance_gate: float = 0.15
-    # Matching sees a detection whose mask lies at least `contained_overlap` inside the mask of a higher-scoring one
-    # of its class at its score x `contained_decay` (1 = off): mostly a piece of that object or a near miss inside
-    # it, which at full score starts tracks and takes identities; the results keep its own score (docs/tracking.md).
+    # Where detections carry embeddings, matching sees a detection whose mask lies at least `contained_overlap`
+    # inside the mask of a higher-scoring one of its class at its score x `contained_decay` (1 = off): mostly a
+    # piece of that object or a near miss inside it, which at full score starts tracks and takes identities; the
+    # results keep its own score. Without embeddings it measured worse on demo-like data (docs/tracking.md).
     contained_overlap: float = 0.7
     contained_decay: float = 0.3
 

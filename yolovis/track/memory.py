@@ -23,9 +23,9 @@ Per processed frame:
    detection counts less the weaker it is, `embedding_score_floor`); unmatched confident detections start
    tentative tracks, confirmed by a second hit, unless they lie mostly inside a matched detection's mask (a
    duplicate, `duplicate_overlap`); a lost track stays matchable for `max_age` processed frames.
-Before all of it, a detection lying mostly inside a higher-scoring one of its class (a piece of that object, or a
-near miss inside it) is matched at a decayed score (`contained_overlap`, `contained_decay`): weak, it may
-continue a track seen a frame ago but starts none; the results keep its own score.
+Before all of it, where detections carry embeddings, a detection lying mostly inside a higher-scoring one of its
+class (a piece of that object, or a near miss inside it) is matched at a decayed score (`contained_overlap`,
+`contained_decay`): weak, it may continue a track seen a frame ago but starts none; the results keep its own score.
 
 Only the tracks live at a frame are compared, so the cost per frame does not grow with the video; what a track
 keeps for the results is an RLE per frame (`results.Track`), and for matching one mask crop and one embedding.
@@ -189,10 +189,11 @@ class MemoryTracker:
         rects = rle_boxes([rles[i] for i in kept], height, width)
         masks = detections.masks.numpy() if kept else None
         crops = {i: MaskCrop.from_mask(masks[i], tuple(rects[k])) for k, i in enumerate(kept)}
-        reported = scores  # what the results keep; matching sees a contained detection's score decayed
-        scores = self._contained_decay(kept, scores, labels, crops)
-        kept = [i for i in kept if scores[i] >= self._lowest_score]
         embeddings = detections.embeddings.numpy() if detections.embeddings is not None else None
+        reported = scores  # what the results keep; matching sees a contained detection's score decayed
+        if embeddings is not None:
+            scores = self._contained_decay(kept, scores, labels, crops)
+            kept = [i for i in kept if scores[i] >= self._lowest_score]
         looks = embeddings if cfg.appearance_weight > 0 else None  # appearance_weight 0: appearance unused
         high = [i for i in kept if scores[i] >= cfg.detection_threshold]
         low = [i for i in kept if scores[i] < cfg.detection_threshold]
@@ -362,7 +363,10 @@ class MemoryTracker:
         """The scores matching sees: a detection whose mask lies at least `contained_overlap` inside the mask of
         a higher-scoring detection of its class counts at its score x `contained_decay`. Such a detection is
         mostly a piece of that object (part of it, hidden in part by an occluder or another object) or a near
-        miss inside it; at full score it starts tracks and takes identities (soft, as Matrix NMS decays)."""
+        miss inside it; at full score it starts tracks and takes identities (soft, as Matrix NMS decays). Only
+        where detections carry embeddings: there the appearance gate keeps an object that comes out from behind
+        another of its class, whose first detection lies inside the other's, from taking the other's identity a
+        frame later; without them that cost more than the pieces did (docs/tracking.md)."""
         cfg = self.cfg
         if cfg.contained_decay >= 1 or len(kept) < 2:
             return scores
