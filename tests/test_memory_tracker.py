@@ -274,6 +274,8 @@ def test_a_piece_inside_a_higher_scoring_detection_does_not_continue_another_tra
         d.embeddings = torch.ones((len(d), 1))
     _, ids = run(frames, memory(contained_decay=1.0))
     assert ids[2] == [1, 2]
+    _, ids = run(frames, memory(appearance_weight=0.0))  # appearance unused: no gate, no decay
+    assert ids[2] == [1, 2]
     tracker, ids = run(frames, memory())
     assert ids[2] == [1, -1]
     # An object's own detection inside a larger one that looks different (the appearance gate keeps the larger one

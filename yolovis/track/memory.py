@@ -190,11 +190,11 @@ class MemoryTracker:
         masks = detections.masks.numpy() if kept else None
         crops = {i: MaskCrop.from_mask(masks[i], tuple(rects[k])) for k, i in enumerate(kept)}
         embeddings = detections.embeddings.numpy() if detections.embeddings is not None else None
+        looks = embeddings if cfg.appearance_weight > 0 else None  # appearance_weight 0: appearance unused
         reported = scores  # what the results keep; matching sees a contained detection's score decayed
-        if embeddings is not None:
+        if looks is not None:  # the appearance gate is what keeps the decay from costing at crossings
             scores = self._contained_decay(kept, scores, labels, crops)
             kept = [i for i in kept if scores[i] >= self._lowest_score]
-        looks = embeddings if cfg.appearance_weight > 0 else None  # appearance_weight 0: appearance unused
         high = [i for i in kept if scores[i] >= cfg.detection_threshold]
         low = [i for i in kept if scores[i] < cfg.detection_threshold]
 
