@@ -264,12 +264,10 @@ def test_a_piece_inside_a_higher_scoring_detection_does_not_continue_another_tra
     # on the frame before, and the second was not.
     # Every detection looks alike (one embedding): appearance tells nothing here. Without embeddings the rule is off.
     first, second, piece = (0, 0, 20, 20, 0), (14, 0, 30, 20, 0), (14, 0, 20, 20, 0)
-    plain = [dets(first, second), dets(first), dets(first, piece)]
-    plain[2].scores = torch.tensor([0.9, 0.8])
-    _, ids = run(plain, memory())
-    assert ids[2] == [1, 2]
     frames = [dets(first, second), dets(first), dets(first, piece)]
     frames[2].scores = torch.tensor([0.9, 0.8])
+    _, ids = run(frames, memory())
+    assert ids[2] == [1, 2]
     for d in frames:
         d.embeddings = torch.ones((len(d), 1))
     _, ids = run(frames, memory(contained_decay=1.0))
